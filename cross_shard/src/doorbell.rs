@@ -1,0 +1,263 @@
+//! The sleep/wake handshake between a receiving shard and its senders.
+//!
+//! A receiver that finds all of its incoming rings empty wants to block, and
+//! a sender that has just published wants to wake the receiver only if it is
+//! (about to be) blocked: a notification costs a syscall or an executor
+//! wake-up, so sending one per published batch to a busy receiver would be
+//! wasteful. The [`Doorbell`] is the one flag that lets both sides agree,
+//! without a lock and without losing a wake-up.
+//!
+//! # Invariants
+//!
+//! 1. A doorbell belongs to **one receiver** (the consumer of every ring it
+//!    guards); any number of senders (producers) may ring it.
+//! 2. **Only the receiver sets `sleeping` to `true`** ([`Doorbell::prepare_sleep`]).
+//!    It is set back to `false` either by the receiver
+//!    ([`Doorbell::cancel_sleep`]) or by the one sender whose swap in
+//!    [`Doorbell::ring`] took the `true`.
+//! 3. **Only the sender that took the `true` calls the notifier**, so each
+//!    sleep episode (one `prepare_sleep`) produces at most one notification,
+//!    and a receiver that never flags itself asleep gets none.
+//! 4. The notifier must make everything before `notify()` happen before the
+//!    receiver's return from waiting (eventfd write/read through the kernel,
+//!    `Waker::wake` through the executor's queue both do).
+//! 5. The doorbell owns no messages and frees nothing but its notifier; the
+//!    values live in the rings and are freed as described in [`crate::ring`].
+//!
+//! # Protocol
+//!
+//! ```text
+//! receiver                                 sender
+//! --------                                 ------
+//! drain every source; if any work, loop    push .. push
+//! R1  sleeping.store(true)                 S1  tail.store(write, Release)   (publish)
+//! R2  fence(SeqCst)                        S2  fence(SeqCst)                (ring)
+//! R3  re-check every source (load tail)    S3  if sleeping.load() &&
+//!     non-empty -> cancel_sleep, loop              sleeping.swap(false) { notify() }
+//!     all empty -> wait for the notifier,
+//!                  then cancel_sleep, loop
+//! ```
+//!
+//! **Why no wake-up is lost.** The two `SeqCst` fences R2 and S2 are ordered
+//! one way or the other in the single total order of `SeqCst` operations.
+//! - If R2 comes first, the sender's load S3 (after S2) must see the
+//!   receiver's store R1 (before R2) or a later write to `sleeping`. Seeing
+//!   R1's `true`, the sender swaps and notifies. A later write is either the
+//!   receiver's own `cancel_sleep` (it found work and is awake) or another
+//!   sender's swap (that sender notified; by invariant 4 the receiver, once
+//!   woken, re-checks with our `tail` visible, or else flags itself asleep
+//!   again with a store after that swap, which our S3 would then have had to
+//!   see).
+//! - If S2 comes first, the receiver's re-check R3 (after R2) must see the
+//!   sender's `tail` store S1 (before S2) or a later one, so it finds the
+//!   ring non-empty and does not wait.
+//!
+//! The lost wake-up would need S3 to miss R1 *and* R3 to miss S1 at once: the
+//! store-buffering (Dekker) outcome that a pair of `SeqCst` fences forbids.
+//! Dropping either fence allows it, and `tests/loom_doorbell.rs` finds it.
+//!
+//! Spurious wake-ups are possible (a sender may take the `true` just before
+//! the receiver cancels), so a receiver must treat every return from waiting
+//! as "re-check", never as "there is work".
+
+use crate::ring::CachePadded;
+use crate::sync::{fence, AtomicBool, Ordering};
+
+/// Something that can wake a sleeping receiver.
+///
+/// `notify` may be called from any sender thread, so implementors are
+/// `Send + Sync`. It must establish happens-before from the call to the
+/// receiver's return from waiting (invariant 4 in the [module docs](self)).
+pub trait Notify: Send + Sync {
+    /// Wakes the receiver, or makes its next wait return immediately.
+    fn notify(&self);
+}
+
+impl Notify for std::task::Waker {
+    fn notify(&self) {
+        self.wake_by_ref();
+    }
+}
+
+impl<N: Notify + ?Sized> Notify for std::sync::Arc<N> {
+    fn notify(&self) {
+        (**self).notify();
+    }
+}
+
+/// The sleep flag of one receiver plus the means to wake it.
+///
+/// See the [module docs](self) for the protocol and why it cannot lose a
+/// wake-up. Share it between the receiver and its senders (for example in an
+/// `Arc`).
+#[derive(Debug)]
+pub struct Doorbell<N> {
+    /// `true` while the receiver is in a sleep episode; on its own cache line
+    /// because every sender reads it after each published batch.
+    sleeping: CachePadded<AtomicBool>,
+    notifier: N,
+}
+
+impl<N: Notify> Doorbell<N> {
+    /// Creates a doorbell for an awake receiver, woken through `notifier`.
+    pub fn new(notifier: N) -> Self {
+        Self {
+            sleeping: CachePadded(AtomicBool::new(false)),
+            notifier,
+        }
+    }
+
+    /// The notifier; the receiver waits on it (e.g. [`EventFd::wait`]).
+    ///
+    /// [`EventFd::wait`]: crate::EventFd::wait
+    pub fn notifier(&self) -> &N {
+        &self.notifier
+    }
+
+    /// Receiver side: announces that the receiver is about to sleep.
+    ///
+    /// After this call the receiver **must** re-check every source it drains
+    /// (with [`Consumer::is_empty`](crate::Consumer::is_empty)) and then
+    /// either call [`cancel_sleep`](Self::cancel_sleep), if it found work, or
+    /// really wait for the notifier. Waiting without the re-check can sleep
+    /// through a batch published just before this call.
+    pub fn prepare_sleep(&self) {
+        // SeqCst: the fence below is what pairs with the fence in `ring`;
+        // SeqCst on the store additionally keeps it in the same total order
+        // and is paid only when going to sleep.
+        self.sleeping.store(true, Ordering::SeqCst);
+        // SeqCst fence: pairs with the fence in `ring`; orders the store
+        // above before the loads of `tail` in the caller's re-check
+        // (store->load, which acquire/release cannot order).
+        fence(Ordering::SeqCst);
+    }
+
+    /// Receiver side: ends a sleep episode without waiting (work was found
+    /// by the re-check), or clears the flag after waking.
+    ///
+    /// After this, senders stop notifying until the next
+    /// [`prepare_sleep`](Self::prepare_sleep).
+    pub fn cancel_sleep(&self) {
+        // Relaxed: no partner needed. The store only saves senders a
+        // notification; correctness of the next episode rests on the SeqCst
+        // store and fence in `prepare_sleep`, and a sender that still reads
+        // `true` sends one spurious (harmless) notification.
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the receiver is currently flagged asleep. Advisory only: the
+    /// answer may be stale by the time it is used.
+    pub fn is_sleeping(&self) -> bool {
+        // Relaxed: no partner; a diagnostic snapshot that orders nothing.
+        self.sleeping.load(Ordering::Relaxed)
+    }
+
+    /// Sender side: wakes the receiver if it flagged itself asleep.
+    ///
+    /// Call it after [`Producer::publish`](crate::Producer::publish) returned
+    /// a non-zero count, once per published batch. Returns `true` if this
+    /// call sent the notification (at most one sender does so per sleep
+    /// episode).
+    pub fn ring(&self) -> bool {
+        // SeqCst fence: pairs with the fence in `prepare_sleep` (Dekker-style
+        // store->load ordering between our `tail` store and our load of
+        // `sleeping`). Paid once per published batch, not per message.
+        //
+        // An asymmetric alternative would have the sleeping side issue
+        // Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` and let this
+        // side use a compiler fence only; not done because loom cannot
+        // model it and sleeping would then cost an IPI to every core.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence above (pairs with the fence in
+        // `prepare_sleep`); a cheap read that keeps the cache line shared
+        // while the receiver is awake.
+        if !self.sleeping.load(Ordering::Relaxed) {
+            return false;
+        }
+        // AcqRel: the Acquire half pairs with the SeqCst store in
+        // `prepare_sleep` (the notify follows the receiver's announcement);
+        // the Release half pairs with the next sender's swap. Being one
+        // atomic read-modify-write is what lets only one sender take `true`.
+        if self.sleeping.swap(false, Ordering::AcqRel) {
+            self.notifier.notify();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+    use std::sync::Arc as StdArc;
+    use std::task::{Wake, Waker};
+
+    #[derive(Default)]
+    struct Count(StdAtomicUsize);
+
+    impl Count {
+        fn get(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    impl Notify for Count {
+        fn notify(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl Wake for Count {
+        fn wake(self: StdArc<Self>) {
+            self.notify();
+        }
+    }
+
+    #[test]
+    fn awake_receiver_gets_no_notification() {
+        let bell = Doorbell::new(Count::default());
+        assert!(!bell.is_sleeping());
+        assert!(!bell.ring());
+        assert!(!bell.ring());
+        assert_eq!(bell.notifier().get(), 0);
+    }
+
+    #[test]
+    fn one_notification_per_sleep_episode() {
+        let bell = Doorbell::new(Count::default());
+        bell.prepare_sleep();
+        assert!(bell.is_sleeping());
+        assert!(bell.ring());
+        assert!(!bell.is_sleeping());
+        assert!(!bell.ring());
+        assert_eq!(bell.notifier().get(), 1);
+        bell.prepare_sleep();
+        assert!(bell.ring());
+        assert_eq!(bell.notifier().get(), 2);
+    }
+
+    #[test]
+    fn cancelled_sleep_gets_no_notification() {
+        let bell = Doorbell::new(Count::default());
+        bell.prepare_sleep();
+        bell.cancel_sleep();
+        assert!(!bell.ring());
+        assert_eq!(bell.notifier().get(), 0);
+    }
+
+    #[test]
+    fn waker_and_arc_notifiers() {
+        let count = StdArc::new(Count::default());
+        let bell = Doorbell::new(Waker::from(StdArc::clone(&count)));
+        bell.prepare_sleep();
+        assert!(bell.ring());
+        assert_eq!(count.get(), 1);
+
+        let bell = Doorbell::new(StdArc::clone(&count));
+        bell.prepare_sleep();
+        assert!(bell.ring());
+        assert_eq!(count.get(), 2);
+    }
+}

@@ -1,0 +1,722 @@
+//! Bounded single-producer/single-consumer ring with explicit publication.
+//!
+//! [`ring`] returns a [`Producer`] and a [`Consumer`] sharing one buffer of
+//! `capacity` slots (rounded up to a power of two). The producer stages values
+//! with [`Producer::push`] and makes a whole batch visible with one release
+//! store in [`Producer::publish`]; the consumer takes them with
+//! [`Consumer::pop`] or, batched, with [`Consumer::drain`].
+//!
+//! # Invariants
+//!
+//! The shared state holds two counters, `head` and `tail`. They count values
+//! ever consumed and ever published; they are never reduced modulo the
+//! capacity and wrap only at `usize::MAX` (all arithmetic on them is
+//! `wrapping_*`). A counter `i` names slot `i & mask`.
+//!
+//! 1. **`tail` is written only by the producer** (in `publish`, which `Drop`
+//!    also calls). The producer keeps a private `write` counter, with
+//!    `tail <= write` (in wrapping order): slots in `[tail, write)` are
+//!    written but not yet published.
+//! 2. **`head` is written only by the consumer.** The consumer keeps a private
+//!    `read` counter which equals `head` whenever none of its methods is
+//!    running (`pop` stores after each value; `drain` stores once at the end,
+//!    from a drop guard so that a panicking callback cannot skip it).
+//! 3. `0 <= write - head <= capacity`. `push` checks this against a cached
+//!    copy of `head`; the cache can only lag, which makes the ring look
+//!    fuller than it is, never emptier. Likewise the consumer's cached `tail`
+//!    can only lag, which makes the ring look emptier, never fuller.
+//! 4. **Slot ownership.** Slots in `[head, tail)` hold initialised values and
+//!    belong to the consumer; slots in `[tail, head + capacity)` belong to
+//!    the producer, of which `[tail, write)` hold initialised values. A slot
+//!    moves from producer to consumer by the release store of `tail`
+//!    (acquired by the consumer's load of `tail`) and back by the release
+//!    store of `head` (acquired by the producer's load of `head`). Neither side
+//!    ever touches a slot it does not own, so no slot is accessed by two
+//!    threads without a happens-before edge between them (under loom the
+//!    `UnsafeCell` accessors check exactly this).
+//! 5. **Each value is moved out at most once.** The consumer moves a value out
+//!    of its slot and advances `read` before it hands the value to anyone, so
+//!    the slot is never read again even if the receiver of the value panics.
+//! 6. **Who frees what.** A value taken by `pop`/`drain` belongs to the caller.
+//!    Values still in the ring when the last endpoint goes are dropped by the
+//!    shared state's `Drop`, on whichever thread released the last `Arc`
+//!    reference. Because the producer publishes in its own `Drop`, every value
+//!    ever pushed is in `[head, tail)` by then and is dropped exactly once; the
+//!    slot array itself is freed right after.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
+
+/// Aligns (and so pads) its content to 128 bytes so that it never shares a
+/// cache line with a neighbour written by another core.
+///
+/// 128 rather than 64 because on x86 the adjacent-line prefetcher pulls
+/// 64-byte lines in pairs, so two hot fields 64 bytes apart still contend.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// State shared by the two endpoints.
+struct Inner<T> {
+    /// Counter of values consumed; stored only by the consumer (invariant 2).
+    head: CachePadded<AtomicUsize>,
+    /// Counter of values published; stored only by the producer (invariant 1).
+    tail: CachePadded<AtomicUsize>,
+    /// `capacity` slots; see invariant 4 for which side may touch which.
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// `capacity - 1`; capacity is a power of two.
+    mask: usize,
+    /// Cleared when the `Producer` is dropped (after its final publish).
+    producer_alive: AtomicBool,
+    /// Cleared when the `Consumer` is dropped.
+    consumer_alive: AtomicBool,
+}
+
+// SAFETY: the only non-`Sync` parts of `Inner` are the slot cells. They are
+// shared between exactly two endpoints, each of which touches only the slots
+// it owns per invariant 4, with ownership handed over by release/acquire pairs
+// on `head` and `tail`. Values of type `T` cross threads, hence `T: Send`.
+unsafe impl<T: Send> Sync for Inner<T> {}
+// SAFETY: `Inner` owns `T` values and may drop them on whichever thread drops
+// the last reference, which is sound when `T: Send`.
+unsafe impl<T: Send> Send for Inner<T> {}
+
+impl<T> Inner<T> {
+    #[inline(always)]
+    fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    #[inline(always)]
+    fn slot(&self, index: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        &self.slots[index & self.mask]
+    }
+}
+
+impl<T> Drop for Inner<T> {
+    fn drop(&mut self) {
+        if !std::mem::needs_drop::<T>() {
+            return;
+        }
+        // Relaxed (both loads): `&mut self` means both endpoints are gone; the
+        // partner is the release/acquire pair inside the `Arc` reference
+        // count, which already ordered their last stores before this point.
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        let mut index = head;
+        while index != tail {
+            self.slot(index).with_mut(|slot| {
+                // SAFETY: by invariants 4 and 6 every slot in `[head, tail)`
+                // holds an initialised value that nobody moved out, and we
+                // have exclusive access, so dropping it in place is the one
+                // and only drop of that value.
+                unsafe { (*slot).assume_init_drop() }
+            });
+            index = index.wrapping_add(1);
+        }
+    }
+}
+
+/// Creates a bounded SPSC ring holding at least `capacity` values.
+///
+/// The capacity is rounded up to the next power of two; read it back with
+/// [`Producer::capacity`]. The two endpoints may be moved to different
+/// threads. Values are freed exactly once: by whoever takes them out, or,
+/// for values still inside, when the second of the two endpoints is dropped.
+///
+/// # Panics
+///
+/// Panics if `capacity` is 0, or if rounding it up to a power of two
+/// overflows `usize`.
+///
+/// # Example
+///
+/// ```
+/// let (mut tx, mut rx) = corelet_cross_shard::ring::<u32>(3);
+/// assert_eq!(tx.capacity(), 4);
+/// tx.push(1).unwrap();
+/// tx.push(2).unwrap();
+/// assert_eq!(rx.pop(), None); // not published yet
+/// assert_eq!(tx.publish(), 2);
+/// assert_eq!(rx.pop(), Some(1));
+/// assert_eq!(rx.pop(), Some(2));
+/// ```
+pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    assert!(capacity > 0, "ring capacity must be at least 1");
+    let capacity = capacity
+        .checked_next_power_of_two()
+        .expect("ring capacity overflows usize when rounded to a power of two");
+    let slots = (0..capacity)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect();
+    let inner = Arc::new(Inner {
+        head: CachePadded(AtomicUsize::new(0)),
+        tail: CachePadded(AtomicUsize::new(0)),
+        slots,
+        mask: capacity - 1,
+        producer_alive: AtomicBool::new(true),
+        consumer_alive: AtomicBool::new(true),
+    });
+    let producer = Producer {
+        inner: Arc::clone(&inner),
+        write: 0,
+        published: 0,
+        cached_head: 0,
+        _not_sync: PhantomData,
+    };
+    let consumer = Consumer {
+        inner,
+        read: 0,
+        cached_tail: 0,
+        _not_sync: PhantomData,
+    };
+    (producer, consumer)
+}
+
+/// Error returned by [`Producer::push`] when the ring has no free slot; it
+/// hands the rejected value back.
+///
+/// `Debug` prints `Full(..)` and does not require `T: Debug`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Full<T>(pub T);
+
+impl<T> Full<T> {
+    /// Returns the value that could not be pushed.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for Full<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Full(..)")
+    }
+}
+
+impl<T> fmt::Display for Full<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ring is full")
+    }
+}
+
+impl<T> std::error::Error for Full<T> {}
+
+/// The writing end of a [`ring`].
+///
+/// `Send` when `T: Send`, but not `Sync` and not `Clone`: exactly one thread
+/// produces. Dropping the producer publishes anything still unpublished.
+///
+/// ```compile_fail
+/// fn shared<S: Sync>() {}
+/// shared::<corelet_cross_shard::Producer<u8>>();
+/// ```
+pub struct Producer<T> {
+    inner: Arc<Inner<T>>,
+    /// Next counter to write; `published <= write` (invariant 1).
+    write: usize,
+    /// The producer's own copy of `tail` (it is the only writer).
+    published: usize,
+    /// Last value loaded from `head`; never ahead of it (invariant 3).
+    cached_head: usize,
+    /// `Cell` is `Send` but not `Sync`: this keeps the endpoint `!Sync`.
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl<T> Producer<T> {
+    /// Number of slots (the requested capacity rounded up to a power of two).
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// Reloads the consumer's `head` into the cache.
+    #[inline]
+    fn refresh_head(&mut self) {
+        // Acquire: pairs with the Release stores of `head` in `Consumer::pop`
+        // and `DrainGuard::drop`; the consumer's moves out of those slots
+        // happen before our next writes into them.
+        self.cached_head = self.inner.head.load(Ordering::Acquire);
+    }
+
+    /// Writes `value` into the next free slot without publishing it.
+    ///
+    /// The value becomes visible to the consumer only at the next
+    /// [`publish`](Self::publish) (or when the producer is dropped). If the
+    /// ring is full even after re-reading the consumer's position, the value
+    /// is handed back in [`Full`]; it is never dropped here.
+    pub fn push(&mut self, value: T) -> Result<(), Full<T>> {
+        let capacity = self.capacity();
+        if self.write.wrapping_sub(self.cached_head) == capacity {
+            self.refresh_head();
+            if self.write.wrapping_sub(self.cached_head) == capacity {
+                return Err(Full(value));
+            }
+        }
+        self.inner.slot(self.write).with_mut(|slot| {
+            // SAFETY: `write - head < capacity`, so this slot lies in
+            // `[write, head + capacity)`, which the producer owns and which
+            // holds no live value (invariant 4): the consumer's last access
+            // to it happened before the `head` store we acquired. Overwriting
+            // uninitialised memory leaks nothing.
+            unsafe { (*slot).write(value) };
+        });
+        self.write = self.write.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Makes every value pushed so far visible to the consumer, with a single
+    /// release store, and returns how many became visible.
+    ///
+    /// Returns 0 and stores nothing when there was nothing to publish. After
+    /// a non-zero return, a sender that shares a [`Doorbell`] with the
+    /// consumer should call [`Doorbell::ring`].
+    ///
+    /// [`Doorbell`]: crate::Doorbell
+    /// [`Doorbell::ring`]: crate::Doorbell::ring
+    pub fn publish(&mut self) -> usize {
+        let count = self.write.wrapping_sub(self.published);
+        if count != 0 {
+            // Release: pairs with the Acquire load of `tail` in
+            // `Consumer::refresh_tail`; our slot writes happen before the
+            // consumer reads them.
+            self.inner.tail.store(self.write, Ordering::Release);
+            self.published = self.write;
+        }
+        count
+    }
+
+    /// Number of values pushed but not yet published.
+    #[inline]
+    pub fn unpublished(&self) -> usize {
+        self.write.wrapping_sub(self.published)
+    }
+
+    /// Number of values that can be pushed right now without getting
+    /// [`Full`], counting unpublished values as occupying their slots.
+    ///
+    /// Re-reads the consumer's position when the cached one shows any slot
+    /// in use, so the answer is as fresh as one load can make it.
+    pub fn free_slots(&mut self) -> usize {
+        if self.write != self.cached_head {
+            self.refresh_head();
+        }
+        self.capacity() - self.write.wrapping_sub(self.cached_head)
+    }
+
+    /// Returns `true` once the [`Consumer`] has been dropped; pushed values
+    /// will then never be taken (they are dropped with the ring).
+    pub fn is_abandoned(&self) -> bool {
+        // Acquire: pairs with the Release store in `Consumer::drop`, so the
+        // consumer's final `head` is visible after we observe it gone.
+        !self.inner.consumer_alive.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Publish first so the shared state's `Drop` sees (and drops) every
+        // value ever pushed (invariant 6).
+        self.publish();
+        // Release: pairs with the Acquire load in `Consumer::is_abandoned`;
+        // the final `tail` store above is visible to a consumer that sees
+        // the producer gone.
+        self.inner.producer_alive.store(false, Ordering::Release);
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.capacity())
+            .field("write", &self.write)
+            .field("published", &self.published)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reading end of a [`ring`].
+///
+/// `Send` when `T: Send`, but not `Sync` and not `Clone`: exactly one thread
+/// consumes.
+///
+/// ```compile_fail
+/// fn shared<S: Sync>() {}
+/// shared::<corelet_cross_shard::Consumer<u8>>();
+/// ```
+pub struct Consumer<T> {
+    inner: Arc<Inner<T>>,
+    /// Next counter to read; equals `head` between method calls (invariant 2).
+    read: usize,
+    /// Last value loaded from `tail`; never ahead of it (invariant 3).
+    cached_tail: usize,
+    /// `Cell` is `Send` but not `Sync`: this keeps the endpoint `!Sync`.
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+/// Publishes the consumer's `read` counter as `head` when dropped, so that
+/// [`Consumer::drain`] releases the slots it took even if its callback
+/// panics.
+struct DrainGuard<'a, T>(&'a mut Consumer<T>);
+
+impl<T> Drop for DrainGuard<'_, T> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire load in `Producer::refresh_head`;
+        // our moves out of the drained slots happen before the producer
+        // reuses them.
+        self.0.inner.head.store(self.0.read, Ordering::Release);
+    }
+}
+
+impl<T> Consumer<T> {
+    /// Number of slots (the requested capacity rounded up to a power of two).
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// Reloads the producer's `tail` into the cache.
+    #[inline]
+    fn refresh_tail(&mut self) {
+        // Acquire: pairs with the Release store of `tail` in
+        // `Producer::publish`; the producer's slot writes happen before our
+        // reads of them.
+        self.cached_tail = self.inner.tail.load(Ordering::Acquire);
+    }
+
+    /// Moves the value at `read` out of the ring and advances `read`.
+    ///
+    /// # Safety
+    ///
+    /// `read != cached_tail` must hold, i.e. the slot at `read` lies in
+    /// `[head, tail)` as of a `tail` value obtained by `refresh_tail`.
+    #[inline]
+    unsafe fn take(&mut self) -> T {
+        let value = self.inner.slot(self.read).with(|slot| {
+            // SAFETY: the caller guarantees the slot is in `[head, tail)`,
+            // which the consumer owns and which holds an initialised value
+            // whose write happened before our Acquire load of `tail`
+            // (invariant 4). Advancing `read` right below means this value is
+            // never read again (invariant 5).
+            unsafe { (*slot).assume_init_read() }
+        });
+        self.read = self.read.wrapping_add(1);
+        value
+    }
+
+    /// Takes the oldest published value, or returns `None` if there is none.
+    ///
+    /// Frees the slot for the producer immediately (one release store per
+    /// value); prefer [`drain`](Self::drain) for batches.
+    pub fn pop(&mut self) -> Option<T> {
+        if self.read == self.cached_tail {
+            self.refresh_tail();
+            if self.read == self.cached_tail {
+                return None;
+            }
+        }
+        // SAFETY: `read != cached_tail` was just established.
+        let value = unsafe { self.take() };
+        // Release: pairs with the Acquire load in `Producer::refresh_head`;
+        // our move out of the slot happens before the producer reuses it.
+        self.inner.head.store(self.read, Ordering::Release);
+        Some(value)
+    }
+
+    /// Takes up to `max` published values in FIFO order, calling `f` on each,
+    /// and returns how many were taken.
+    ///
+    /// Loads the producer's position at most once and frees all taken slots
+    /// with one release store at the end. If `f` panics, the values already
+    /// handed to `f` (including the one it panicked on) count as taken: their
+    /// slots are still released, and the remaining values stay in the ring,
+    /// in order, for a later call. No value is dropped twice or leaked.
+    pub fn drain(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
+        let mut available = self.cached_tail.wrapping_sub(self.read);
+        if available < max {
+            self.refresh_tail();
+            available = self.cached_tail.wrapping_sub(self.read);
+        }
+        let count = available.min(max);
+        if count == 0 {
+            return 0;
+        }
+        let guard = DrainGuard(self);
+        for _ in 0..count {
+            // SAFETY: fewer than `count <= cached_tail - read` values were
+            // taken so far, so `read != cached_tail`.
+            let value = unsafe { guard.0.take() };
+            f(value);
+        }
+        drop(guard);
+        count
+    }
+
+    /// Returns `true` if no published value is waiting, re-reading the
+    /// producer's position (with acquire ordering) when the cached one shows
+    /// none.
+    ///
+    /// This is the re-check of the sleep protocol: call it for every source
+    /// after [`Doorbell::prepare_sleep`](crate::Doorbell::prepare_sleep).
+    pub fn is_empty(&mut self) -> bool {
+        if self.read == self.cached_tail {
+            self.refresh_tail();
+        }
+        self.read == self.cached_tail
+    }
+
+    /// Number of published values waiting, re-reading the producer's position.
+    pub fn len(&mut self) -> usize {
+        self.refresh_tail();
+        self.cached_tail.wrapping_sub(self.read)
+    }
+
+    /// Returns `true` once the [`Producer`] has been dropped. Its final
+    /// publish is then visible: once this returns `true` and
+    /// [`is_empty`](Self::is_empty) returns `true`, no value will ever
+    /// arrive.
+    pub fn is_abandoned(&self) -> bool {
+        // Acquire: pairs with the Release store in `Producer::drop`, which
+        // follows the producer's final publish of `tail`.
+        !self.inner.producer_alive.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire load in `Producer::is_abandoned`.
+        self.inner.consumer_alive.store(false, Ordering::Release);
+    }
+}
+
+impl<T> fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.capacity())
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+
+    fn assert_send<S: Send>() {}
+
+    #[test]
+    fn endpoints_are_send() {
+        assert_send::<Producer<String>>();
+        assert_send::<Consumer<String>>();
+    }
+
+    #[test]
+    fn capacity_rounds_up_to_power_of_two() {
+        for (asked, got) in [(1, 1), (2, 2), (3, 4), (5, 8), (1000, 1024), (1024, 1024)] {
+            let (tx, rx) = ring::<u8>(asked);
+            assert_eq!(tx.capacity(), got, "asked for {asked}");
+            assert_eq!(rx.capacity(), got, "asked for {asked}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1")]
+    fn zero_capacity_panics() {
+        let _ = ring::<u8>(0);
+    }
+
+    #[test]
+    fn push_until_full_hands_value_back() {
+        let (mut tx, mut rx) = ring::<String>(4);
+        for i in 0..4 {
+            tx.push(i.to_string()).unwrap();
+        }
+        assert_eq!(tx.free_slots(), 0);
+        let Full(back) = tx.push("x".to_string()).unwrap_err();
+        assert_eq!(back, "x");
+        assert_eq!(format!("{:?}", Full(back)), "Full(..)");
+        // Still full for the consumer's purposes until something is taken.
+        tx.publish();
+        assert_eq!(rx.pop().as_deref(), Some("0"));
+        assert_eq!(tx.free_slots(), 1);
+        tx.push("4".to_string()).unwrap();
+        assert!(tx.push("5".to_string()).is_err());
+    }
+
+    #[test]
+    fn nothing_visible_before_publish() {
+        let (mut tx, mut rx) = ring::<u32>(8);
+        tx.push(1).unwrap();
+        tx.push(2).unwrap();
+        assert_eq!(tx.unpublished(), 2);
+        assert!(rx.is_empty());
+        assert_eq!(rx.len(), 0);
+        assert_eq!(rx.pop(), None);
+        assert_eq!(rx.drain(usize::MAX, |_| unreachable!()), 0);
+        assert_eq!(tx.publish(), 2);
+        assert_eq!(tx.unpublished(), 0);
+        assert_eq!(tx.publish(), 0);
+        assert!(!rx.is_empty());
+        assert_eq!(rx.len(), 2);
+        assert_eq!(rx.pop(), Some(1));
+        assert_eq!(rx.pop(), Some(2));
+        assert_eq!(rx.pop(), None);
+    }
+
+    #[test]
+    fn fifo_and_wrap_around() {
+        let (mut tx, mut rx) = ring::<u64>(4);
+        let mut next_in = 0u64;
+        let mut next_out = 0u64;
+        // 1000 laps around a 4-slot buffer, with batch sizes 1..=4.
+        for round in 0..4000 {
+            let batch = round % 4 + 1;
+            for _ in 0..batch {
+                tx.push(next_in).unwrap();
+                next_in += 1;
+            }
+            assert_eq!(tx.publish(), batch);
+            while let Some(v) = rx.pop() {
+                assert_eq!(v, next_out);
+                next_out += 1;
+            }
+        }
+        assert_eq!(next_out, next_in);
+    }
+
+    #[test]
+    fn drain_respects_max_and_order() {
+        let (mut tx, mut rx) = ring::<u32>(8);
+        for i in 0..7 {
+            tx.push(i).unwrap();
+        }
+        tx.publish();
+        let mut seen = Vec::new();
+        assert_eq!(rx.drain(3, |v| seen.push(v)), 3);
+        assert_eq!(seen, [0, 1, 2]);
+        assert_eq!(rx.drain(0, |v| seen.push(v)), 0);
+        assert_eq!(rx.len(), 4);
+        assert_eq!(rx.drain(100, |v| seen.push(v)), 4);
+        assert_eq!(seen, [0, 1, 2, 3, 4, 5, 6]);
+        // All 8 slots were released by the drains.
+        assert_eq!(tx.free_slots(), 8);
+    }
+
+    #[test]
+    fn drain_panic_releases_taken_items_and_keeps_the_rest() {
+        let (mut tx, mut rx) = ring::<Box<u32>>(8);
+        for i in 0..6 {
+            tx.push(Box::new(i)).unwrap();
+        }
+        tx.publish();
+        let mut seen = Vec::new();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            rx.drain(usize::MAX, |v| {
+                if *v == 2 {
+                    panic!("callback failure");
+                }
+                seen.push(*v);
+            })
+        }));
+        assert!(result.is_err());
+        assert_eq!(seen, [0, 1]);
+        // Values 0, 1 and 2 were taken; their slots are free again.
+        assert_eq!(tx.free_slots(), 8 - 3);
+        assert_eq!(rx.pop().as_deref(), Some(&3));
+        assert_eq!(rx.drain(usize::MAX, |v| seen.push(*v)), 2);
+        assert_eq!(seen, [0, 1, 4, 5]);
+    }
+
+    /// Counts its own drops in a shared counter.
+    struct DropCounter<'a>(&'a StdAtomicUsize);
+
+    impl Drop for DropCounter<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Pushes 5 values into an 8-slot ring (3 published), pops 1, and
+    /// returns the endpoints for the caller to drop in some order.
+    fn five_inside(
+        drops: &StdAtomicUsize,
+    ) -> (Producer<DropCounter<'_>>, Consumer<DropCounter<'_>>) {
+        let (mut tx, mut rx) = ring(8);
+        for _ in 0..3 {
+            tx.push(DropCounter(drops)).unwrap();
+        }
+        tx.publish();
+        drop(rx.pop().unwrap());
+        for _ in 0..3 {
+            tx.push(DropCounter(drops)).unwrap();
+        }
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 1);
+        (tx, rx)
+    }
+
+    #[test]
+    fn leftovers_dropped_exactly_once_producer_last() {
+        let drops = StdAtomicUsize::new(0);
+        let (tx, rx) = five_inside(&drops);
+        drop(rx);
+        assert!(tx.is_abandoned());
+        drop(tx);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn leftovers_dropped_exactly_once_consumer_last() {
+        let drops = StdAtomicUsize::new(0);
+        let (tx, mut rx) = five_inside(&drops);
+        assert!(!rx.is_abandoned());
+        drop(tx);
+        assert!(rx.is_abandoned());
+        // The producer's drop published its 3 unpublished values.
+        assert_eq!(rx.len(), 5);
+        drop(rx.pop().unwrap());
+        drop(rx);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn leftovers_dropped_after_wrap_around() {
+        let drops = StdAtomicUsize::new(0);
+        let (mut tx, mut rx) = ring(2);
+        for _ in 0..5 {
+            tx.push(DropCounter(&drops)).unwrap();
+            tx.publish();
+            drop(rx.pop());
+        }
+        tx.push(DropCounter(&drops)).unwrap();
+        tx.push(DropCounter(&drops)).unwrap();
+        drop((tx, rx));
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn zero_sized_values() {
+        let (mut tx, mut rx) = ring::<()>(2);
+        for _ in 0..10 {
+            tx.push(()).unwrap();
+            tx.push(()).unwrap();
+            assert!(tx.push(()).is_err());
+            tx.publish();
+            assert_eq!(rx.len(), 2);
+            assert_eq!(rx.drain(usize::MAX, |()| {}), 2);
+        }
+        assert_eq!(rx.pop(), None);
+    }
+}

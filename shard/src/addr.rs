@@ -1,0 +1,261 @@
+//! Typed addresses and the messaging calls: `tell`, `send`, `ask`.
+
+use crate::envelope::Envelope;
+use crate::error::{AskError, SendError};
+use crate::pid::Pid;
+use crate::process::Process;
+use crate::reply::{Reply, ReplyTo};
+use crate::shard::{with_current, OutboxState, Priority, Shard};
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// The typed address of a process: its [`Pid`] plus the message type.
+///
+/// Like `Pid` it is plain data (`Copy`, `Send`, `Sync`) and keeps nothing
+/// alive. Messaging calls made from a shard thread go through that shard;
+/// from outside threads use the `Runtime` methods.
+pub struct Addr<P> {
+    pid: Pid,
+    _process: PhantomData<fn() -> P>,
+}
+
+impl<P> Clone for Addr<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P> Copy for Addr<P> {}
+impl<P> PartialEq for Addr<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.pid == other.pid
+    }
+}
+impl<P> Eq for Addr<P> {}
+impl<P> std::hash::Hash for Addr<P> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.pid.hash(state)
+    }
+}
+impl<P> fmt::Debug for Addr<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Addr{}", self.pid)
+    }
+}
+
+impl<P> Addr<P> {
+    /// Only spawn and `Context::addr` build typed addresses, so the message
+    /// type always matches (a mismatch would be refused with `WrongType`
+    /// anyway).
+    pub(crate) fn from_pid_unchecked(pid: Pid) -> Self {
+        Self {
+            pid,
+            _process: PhantomData,
+        }
+    }
+
+    /// The untyped pid, for lifecycle calls.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+}
+
+/// Routes `msg` to `pid` from the current shard.
+pub(crate) fn route<M: Send + 'static>(
+    here: &Shard,
+    pid: Pid,
+    msg: M,
+    priority: Priority,
+) -> Result<(), SendError<M>> {
+    if pid.shard() == here.id {
+        return here.deliver(pid, msg);
+    }
+    if pid.shard().index() >= here.shared.shards.len() {
+        here.count_dead_letter();
+        return Err(SendError::UnknownShard(msg));
+    }
+    match here.outbox_state(pid.shard()) {
+        OutboxState::Closed => {
+            here.count_dead_letter();
+            return Err(SendError::NoProcess(msg));
+        }
+        OutboxState::Full if priority == Priority::User => return Err(SendError::Full(msg)),
+        _ => {}
+    }
+    let env = Envelope::new(move |there: &Shard| {
+        // `deliver` counts the dead letter on the receiving shard.
+        let _ = there.deliver(pid, msg);
+    });
+    if here.send_remote(pid.shard(), env, priority).is_err() {
+        // `outbox_state` said open with room, on this same thread, just now.
+        unreachable!("outbox refused an envelope it had room for");
+    }
+    Ok(())
+}
+
+impl<P: Process> Addr<P> {
+    /// Fire-and-forget. Works on any shard thread; the message must be
+    /// `Send` because the target may live on another shard. An error hands
+    /// the message back (dead letters are also counted).
+    pub fn tell(&self, msg: P::Msg) -> Result<(), SendError<P::Msg>>
+    where
+        P::Msg: Send,
+    {
+        match crate::shard::current() {
+            Some(here) => route(&here, self.pid, msg, Priority::User),
+            None => Err(SendError::NotInRuntime(msg)),
+        }
+    }
+
+    /// Fire-and-forget to a process on the *current* shard; the message
+    /// need not be `Send`. Same-shard delivery allocates nothing and uses
+    /// no atomics.
+    pub fn tell_local(&self, msg: P::Msg) -> Result<(), SendError<P::Msg>> {
+        let shard = with_current(|here| here.id);
+        match shard {
+            Some(id) if id == self.pid.shard() => {
+                with_current(|here| here.deliver(self.pid, msg)).expect("checked just above")
+            }
+            Some(_) => Err(SendError::NotLocal(msg)),
+            None => Err(SendError::NotInRuntime(msg)),
+        }
+    }
+
+    /// Like [`Addr::tell`], but waits for room instead of failing with
+    /// `Full` when the ring towards the target's shard is backed up.
+    pub async fn send(&self, msg: P::Msg) -> Result<(), SendError<P::Msg>>
+    where
+        P::Msg: Send,
+    {
+        let mut msg = msg;
+        loop {
+            match self.tell(msg) {
+                Err(SendError::Full(m)) => {
+                    msg = m;
+                    futures_lite::future::yield_now().await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Request/reply: builds the request around a [`ReplyTo`] and awaits the
+    /// answer. Resolves with an error (never hangs) if the request cannot
+    /// be delivered or the target exits, or drops the handle, unanswered.
+    pub fn ask<R: Send + 'static>(
+        &self,
+        make: impl FnOnce(ReplyTo<R>) -> P::Msg,
+    ) -> Ask<R>
+    where
+        P::Msg: Send,
+    {
+        self.ask_with(make, |here, pid, msg| {
+            route(here, pid, msg, Priority::User).map_err(AskError::from)
+        })
+    }
+
+    /// [`Addr::ask`] for a target on the current shard with a non-`Send`
+    /// message type.
+    pub fn ask_local<R: Send + 'static>(&self, make: impl FnOnce(ReplyTo<R>) -> P::Msg) -> Ask<R> {
+        self.ask_with(make, |here, pid, msg| {
+            if pid.shard() == here.id {
+                here.deliver(pid, msg).map_err(AskError::from)
+            } else {
+                Err(AskError::from(SendError::NotLocal(())))
+            }
+        })
+    }
+
+    fn ask_with<R: Send + 'static>(
+        &self,
+        make: impl FnOnce(ReplyTo<R>) -> P::Msg,
+        send: impl FnOnce(&Shard, Pid, P::Msg) -> Result<(), AskError>,
+    ) -> Ask<R> {
+        let Some(here) = crate::shard::current() else {
+            return Ask::failed(AskError::Send("not called from a shard thread"));
+        };
+        let (reply_to, reply) = here.reply_slot::<R>();
+        match send(&here, self.pid, make(reply_to)) {
+            // The failed message (and its ReplyTo) is already dropped; the
+            // slot holds `NoReply`, but the delivery error is more precise.
+            Err(e) => Ask::failed(e),
+            Ok(()) => Ask::pending(reply),
+        }
+    }
+}
+
+/// The future of an [`Addr::ask`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Ask<R> {
+    state: AskState<R>,
+}
+
+enum AskState<R> {
+    Failed(Option<AskError>),
+    Pending(Reply<R>),
+}
+
+impl<R> fmt::Debug for Ask<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ask")
+    }
+}
+
+impl<R: 'static> Ask<R> {
+    fn failed(e: AskError) -> Self {
+        Self {
+            state: AskState::Failed(Some(e)),
+        }
+    }
+
+    fn pending(reply: Reply<R>) -> Self {
+        Self {
+            state: AskState::Pending(reply),
+        }
+    }
+
+    /// Gives up with [`AskError::Timeout`] if no reply arrives within
+    /// `timeout`. A reply arriving later is dropped and counted.
+    pub async fn timeout(self, timeout: Duration) -> Result<R, AskError> {
+        let timer = glommio::timer::Timer::new(timeout);
+        let this = std::pin::pin!(self);
+        let timer = std::pin::pin!(timer);
+        First { a: this, b: timer }.await
+    }
+}
+
+impl<R: 'static> Future for Ask<R> {
+    type Output = Result<R, AskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            AskState::Failed(e) => Poll::Ready(Err(e.take().expect("Ask polled after completion"))),
+            AskState::Pending(reply) => Pin::new(reply).poll(cx),
+        }
+    }
+}
+
+impl<R> Unpin for Ask<R> {}
+
+/// Resolves with the ask's outcome, or `Timeout` if the timer fires first.
+struct First<'a, R> {
+    a: Pin<&'a mut Ask<R>>,
+    b: Pin<&'a mut glommio::timer::Timer>,
+}
+
+impl<R: 'static> Future for First<'_, R> {
+    type Output = Result<R, AskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(out) = self.a.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        match self.b.as_mut().poll(cx) {
+            Poll::Ready(_) => Poll::Ready(Err(AskError::Timeout)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The calls a process (or a `block_on` future) makes on its own shard:
+//! spawn, signal, wait, introspection. They use the calling thread's shard,
+//! so they fail with `NotInRuntime` on other threads; outside threads use
+//! the `Runtime` methods of the same names.
+
+use crate::addr::Addr;
+use crate::envelope::Envelope;
+use crate::error::Error;
+use crate::exit::ExitReason;
+use crate::pid::{Pid, ShardId};
+use crate::process::{drive, run_init, Process};
+use crate::reply::{Completion, ReplyTo};
+use crate::runtime::{not_on_shard, Runtime};
+use crate::shard::{current, current_pid, with_current, Entry, Priority, Shard, ShardStats, Signal, WithPid};
+use corelet_mailbox::Mailbox;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+impl Shard {
+    /// Inserts, initialises and starts a process on this shard.
+    pub(crate) fn spawn<P: Process>(self: &Rc<Self>, mut state: P) -> Result<Addr<P>, Error> {
+        if self.is_stopping() {
+            return Err(Error::ShuttingDown);
+        }
+        let mailbox: Rc<Mailbox<P::Msg, Signal>> = Rc::new(Mailbox::new());
+        let (slot, generation) = self.procs.borrow_mut().insert(Entry {
+            mailbox: mailbox.clone(),
+            waiters: Vec::new(),
+        });
+        let pid = Pid::from_parts(self.id, slot, generation);
+        if let Err(reason) = with_pid(pid, || run_init(&mut state, pid)) {
+            let entry = self.procs.borrow_mut().remove(slot, generation);
+            let leftovers = mailbox.close();
+            tracing::debug!(%pid, %reason, "init failed");
+            drop(state);
+            drop(leftovers);
+            if let Some(entry) = entry {
+                for waiter in entry.waiters {
+                    waiter.send(Some(reason.clone()));
+                }
+            }
+            return Err(Error::Init(reason));
+        }
+        self.count_spawned();
+        tracing::debug!(%pid, "process spawned");
+        let task = drive(self.clone(), pid, state, mailbox);
+        glommio::spawn_local(WithPid { pid, inner: task }).detach();
+        Ok(Addr::from_pid_unchecked(pid))
+    }
+
+    /// Spawns from a factory, treating a panicking factory like a failed
+    /// `init`.
+    pub(crate) fn spawn_from<P: Process>(
+        self: &Rc<Self>,
+        factory: impl FnOnce() -> P,
+    ) -> Result<Addr<P>, Error> {
+        match catch_unwind(AssertUnwindSafe(factory)) {
+            Ok(state) => self.spawn(state),
+            Err(panic) => Err(Error::Init(ExitReason::Panicked(
+                crate::exit::panic_message(&*panic),
+            ))),
+        }
+    }
+
+    /// Sends a signal to `pid` from this shard, wherever `pid` lives.
+    fn signal_from(&self, pid: Pid, signal: Signal) -> Result<(), Error> {
+        if pid.shard() == self.id {
+            return self.signal(pid, signal).map_err(|_| {
+                self.count_dead_letter();
+                Error::NoProcess(pid)
+            });
+        }
+        if pid.shard().index() >= self.shared.shards.len() {
+            return Err(Error::UnknownShard(pid.shard()));
+        }
+        let env = Envelope::new(move |there: &Shard| {
+            if there.signal(pid, signal).is_err() {
+                there.count_dead_letter();
+            }
+        });
+        // System priority: signals are never refused for back-pressure.
+        let _ = self.send_remote(pid.shard(), env, Priority::System);
+        Ok(())
+    }
+
+    /// Registers a waiter for `pid` from this shard, wherever `pid` lives.
+    fn wait_from(&self, pid: Pid, waiter: ReplyTo<Option<ExitReason>>) {
+        if pid.shard() == self.id {
+            self.add_waiter(pid, waiter);
+        } else {
+            let env = Envelope::new(move |there: &Shard| there.add_waiter(pid, waiter));
+            let _ = self.send_remote(pid.shard(), env, Priority::System);
+        }
+    }
+}
+
+fn with_pid<T>(pid: Pid, f: impl FnOnce() -> T) -> T {
+    let mut wrapped = Some(f);
+    let mut out = None;
+    let fut = WithPid {
+        pid,
+        inner: std::future::poll_fn(|_| {
+            out = Some((wrapped.take().expect("polled once"))());
+            std::task::Poll::Ready(())
+        }),
+    };
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let _ = std::pin::pin!(fut).poll(&mut cx);
+    out.expect("poll_fn ran")
+}
+
+use std::future::Future;
+
+fn here() -> Result<Rc<Shard>, Error> {
+    current().ok_or(Error::NotInRuntime)
+}
+
+/// Spawns a process on the current shard. `init` runs before this returns;
+/// its failure is returned as [`Error::Init`]. The state need not be `Send`.
+pub fn spawn<P: Process>(state: P) -> Result<Addr<P>, Error> {
+    here()?.spawn(state)
+}
+
+/// Spawns a process on `shard`: `factory` (which must be `Send`) builds the
+/// state there, so the state itself need not be `Send`.
+pub async fn spawn_on<P, F>(shard: ShardId, factory: F) -> Result<Addr<P>, Error>
+where
+    P: Process,
+    F: FnOnce() -> P + Send + 'static,
+{
+    let here = here()?;
+    if shard == here.id {
+        return here.spawn_from(factory);
+    }
+    if shard.index() >= here.shared.shards.len() {
+        return Err(Error::UnknownShard(shard));
+    }
+    let (reply_to, reply) = here.reply_slot::<Result<Pid, Error>>();
+    let env = Envelope::with_rc(move |there| {
+        reply_to.send(there.spawn_from(factory).map(|a| a.pid()));
+    });
+    let _ = here.send_remote(shard, env, Priority::System);
+    match reply.await {
+        Ok(result) => result.map(Addr::from_pid_unchecked),
+        Err(_) => Err(Error::ShuttingDown),
+    }
+}
+
+/// Asks `pid` to stop: the signal overtakes queued messages, the process
+/// finishes its current message, runs its terminate hook and exits with
+/// [`ExitReason::Shutdown`]. Works for any shard. A dead or stale local pid
+/// is `NoProcess`; for a remote pid the signal is sent and, if the process
+/// is gone, counted there as a dead letter.
+pub fn terminate(pid: Pid) -> Result<(), Error> {
+    here()?.signal_from(pid, Signal::Terminate(ExitReason::Shutdown))
+}
+
+/// Stops `pid` at once, even mid-handler (the handler future is dropped);
+/// the terminate hook does not run; the reason is [`ExitReason::Killed`].
+pub fn kill(pid: Pid) -> Result<(), Error> {
+    here()?.signal_from(pid, Signal::Kill)
+}
+
+/// Waits for `pid` to exit and returns why.
+///
+/// The waiter is registered when `wait` is *called*, not when the future is
+/// first polled, so `let w = wait(pid); terminate(pid)?; w.await` cannot
+/// miss the exit. Resolves with `NoProcess` at once for an unknown or
+/// stale pid and `WaitOnSelf` if a process waits for itself. The calling
+/// task yields its shard while waiting; nothing runs on its behalf.
+pub fn wait(pid: Pid) -> Wait {
+    let state = match here() {
+        Err(e) => Err(e),
+        Ok(_) if current_pid() == Some(pid) => Err(Error::WaitOnSelf(pid)),
+        Ok(here) if pid.shard().index() >= here.shared.shards.len() => {
+            Err(Error::UnknownShard(pid.shard()))
+        }
+        Ok(here) => {
+            let (waiter, reply) = here.reply_slot::<Option<ExitReason>>();
+            here.wait_from(pid, waiter);
+            Ok(reply)
+        }
+    };
+    Wait {
+        pid,
+        state: Some(state),
+    }
+}
+
+/// The future returned by [`wait`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Wait {
+    pid: Pid,
+    state: Option<Result<crate::reply::Reply<Option<ExitReason>>, Error>>,
+}
+
+impl Future for Wait {
+    type Output = Result<ExitReason, Error>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let pid = self.pid;
+        let outcome = match self.state.as_mut().expect("Wait polled after completion") {
+            Err(_) => match self.state.take() {
+                Some(Err(e)) => Err(e),
+                _ => unreachable!(),
+            },
+            Ok(reply) => match std::pin::Pin::new(reply).poll(cx) {
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+                std::task::Poll::Ready(Ok(Some(reason))) => Ok(reason),
+                std::task::Poll::Ready(Ok(None)) => Err(Error::NoProcess(pid)),
+                std::task::Poll::Ready(Err(_)) => Err(Error::ShuttingDown),
+            },
+        };
+        self.state = None;
+        std::task::Poll::Ready(outcome)
+    }
+}
+
+/// The pid of the process currently running on this thread, if any.
+pub fn self_pid() -> Option<Pid> {
+    current_pid()
+}
+
+/// The shard this thread runs, if it is a shard thread.
+pub fn current_shard() -> Option<ShardId> {
+    with_current(|s| s.id)
+}
+
+/// Number of shards of the runtime this thread belongs to.
+pub fn shard_count() -> Option<usize> {
+    with_current(|s| s.shared.shards.len())
+}
+
+/// Counters of the current shard.
+pub fn local_stats() -> Option<ShardStats> {
+    with_current(|s| s.stats())
+}
+
+/// Outside-thread (blocking) versions of the lifecycle and messaging calls.
+/// Each is refused with [`Error::BlockingOnShard`] on a shard thread.
+impl Runtime {
+    fn call<T: Send + 'static>(
+        &self,
+        shard: ShardId,
+        job: impl FnOnce(&Rc<Shard>, ReplyTo<T>) + Send + 'static,
+    ) -> Result<T, Error> {
+        not_on_shard()?;
+        self.check_shard(shard)?;
+        let completion = Completion::new();
+        let reply = ReplyTo::to_thread(completion.clone());
+        self.shared()
+            .inject(shard, Envelope::with_rc(move |s| job(s, reply)));
+        completion.wait().map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Spawns a process on `shard` from an outside thread (blocking until
+    /// `init` has run there).
+    pub fn spawn_on<P, F>(&self, shard: ShardId, factory: F) -> Result<Addr<P>, Error>
+    where
+        P: Process,
+        F: FnOnce() -> P + Send + 'static,
+    {
+        self.call(shard, move |s, reply| {
+            reply.send(s.spawn_from(factory).map(|a| a.pid()))
+        })?
+        .map(Addr::from_pid_unchecked)
+    }
+
+    /// Sends a message from an outside thread. Delivery is FIFO per sending
+    /// thread; a message for a dead pid is counted as a dead letter on the
+    /// target shard.
+    pub fn tell<P: Process>(&self, addr: &Addr<P>, msg: P::Msg) -> Result<(), crate::SendError<P::Msg>>
+    where
+        P::Msg: Send,
+    {
+        let pid = addr.pid();
+        if self.check_shard(pid.shard()).is_err() {
+            return Err(crate::SendError::UnknownShard(msg));
+        }
+        self.shared().inject(
+            pid.shard(),
+            Envelope::new(move |s: &Shard| {
+                let _ = s.deliver(pid, msg);
+            }),
+        );
+        Ok(())
+    }
+
+    /// Request/reply from an outside thread, blocking until the answer (or
+    /// an error: the target is gone or dropped the request).
+    pub fn ask<P: Process, R: Send + 'static>(
+        &self,
+        addr: &Addr<P>,
+        make: impl FnOnce(ReplyTo<R>) -> P::Msg,
+    ) -> Result<R, crate::AskError>
+    where
+        P::Msg: Send,
+    {
+        not_on_shard().map_err(|_| crate::AskError::Send("blocking ask on a shard thread"))?;
+        let pid = addr.pid();
+        if self.check_shard(pid.shard()).is_err() {
+            return Err(crate::AskError::Send("unknown shard"));
+        }
+        let completion = Completion::new();
+        let msg = make(ReplyTo::to_thread(completion.clone()));
+        self.shared().inject(
+            pid.shard(),
+            Envelope::new(move |s: &Shard| {
+                let _ = s.deliver(pid, msg);
+            }),
+        );
+        completion.wait()
+    }
+
+    /// [`terminate`] from an outside thread.
+    pub fn terminate(&self, pid: Pid) -> Result<(), Error> {
+        self.signal(pid, Signal::Terminate(ExitReason::Shutdown))
+    }
+
+    /// [`kill`] from an outside thread.
+    pub fn kill(&self, pid: Pid) -> Result<(), Error> {
+        self.signal(pid, Signal::Kill)
+    }
+
+    fn signal(&self, pid: Pid, signal: Signal) -> Result<(), Error> {
+        self.call(pid.shard(), move |s, reply| {
+            let outcome = s.signal(pid, signal).map_err(|_| {
+                s.count_dead_letter();
+                Error::NoProcess(pid)
+            });
+            reply.send(outcome)
+        })?
+    }
+
+    /// Registers interest in `pid`'s exit now and returns a handle to
+    /// block on later: `let w = rt.watch(pid)?; rt.terminate(pid)?;
+    /// w.wait()` cannot miss the exit (calls from one thread reach a shard
+    /// in order).
+    pub fn watch(&self, pid: Pid) -> Result<ExitWatch, Error> {
+        not_on_shard()?;
+        self.check_shard(pid.shard())?;
+        let completion = Completion::new();
+        let waiter = ReplyTo::to_thread(completion.clone());
+        self.shared().inject(
+            pid.shard(),
+            Envelope::new(move |s: &Shard| s.add_waiter(pid, waiter)),
+        );
+        Ok(ExitWatch { pid, completion })
+    }
+
+    /// Blocks the calling (outside) thread until `pid` exits. The thread
+    /// waits on a completion that owns nothing of the process. `NoProcess`
+    /// if `pid` is unknown or stale when the request reaches its shard.
+    pub fn wait(&self, pid: Pid) -> Result<ExitReason, Error> {
+        self.watch(pid)?.wait()
+    }
+}
+
+/// A registered interest in one process's exit, for outside threads (see
+/// [`Runtime::watch`]).
+pub struct ExitWatch {
+    pid: Pid,
+    completion: std::sync::Arc<Completion<Option<ExitReason>>>,
+}
+
+impl std::fmt::Debug for ExitWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExitWatch({})", self.pid)
+    }
+}
+
+impl ExitWatch {
+    /// Blocks until the process exits; refused on shard threads.
+    pub fn wait(self) -> Result<ExitReason, Error> {
+        not_on_shard()?;
+        match self.completion.wait() {
+            Ok(Some(reason)) => Ok(reason),
+            Ok(None) => Err(Error::NoProcess(self.pid)),
+            Err(_) => Err(Error::ShuttingDown),
+        }
+    }
+}

@@ -1,0 +1,662 @@
+//! One shard: its process table, its rings, its pump, its counters.
+//!
+//! # Ownership rules
+//!
+//! 1. A `Shard` lives on exactly one thread, behind an `Rc`, reachable from
+//!    that thread's `CURRENT` thread-local and from the tasks it runs.
+//!    Nothing in it is `Send`; other threads reach it only by pushing an
+//!    [`Envelope`] into a ring or into its injector queue.
+//! 2. The process table (`procs`) is the only owner of a process's control
+//!    block (mailbox handle, waiters). The process state itself lives in the
+//!    process's glommio task, spawned on this shard's executor: it is
+//!    created, polled and dropped on this thread only.
+//! 3. Only [`Shard::exit`], run by the process's own task on this thread,
+//!    removes a live entry: after the terminate hook ran and the state was
+//!    dropped. Removal bumps the slot's generation, *then* waiters are told.
+//! 4. No `RefCell` borrow is held while user code runs or while a user
+//!    value is dropped (a message's drop may run a reply handle's drop,
+//!    which re-enters the shard).
+//! 5. Every envelope popped from a ring is run on this thread, in ring
+//!    order; every envelope pushed is either in a ring, in the outbox's
+//!    overflow queue, or handed back to the caller as `Full`.
+
+use crate::envelope::Envelope;
+use crate::exit::ExitReason;
+use crate::gen_slab::GenSlab;
+use crate::pid::{Pid, ShardId};
+use crate::reply::{ReplySlot, ReplyTo};
+use crate::runtime::Shared;
+use corelet_cross_shard::{Consumer, Producer};
+use corelet_mailbox::Mailbox;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+/// Messages published to a ring in one batch before the pump's end-of-turn
+/// flush (Seastar batches 16 items the same way).
+pub(crate) const BATCH: usize = 16;
+
+/// Most envelopes taken from one inbound source per pump round, so that a
+/// flooding peer cannot starve the shard's processes.
+const DRAIN_LIMIT: usize = 4096;
+
+/// System signals, delivered ahead of user messages.
+#[derive(Debug)]
+pub(crate) enum Signal {
+    /// Stop after the current message; run the terminate hook.
+    Terminate(ExitReason),
+    /// Stop at once, even mid-handler; skip the terminate hook.
+    Kill,
+}
+
+/// The type-erased side of a process's mailbox, as the table sees it.
+pub(crate) trait AnyMailbox {
+    fn as_any(&self) -> &dyn Any;
+    fn signal(&self, signal: Signal) -> Result<(), Signal>;
+}
+
+impl<M: 'static> AnyMailbox for Mailbox<M, Signal> {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn signal(&self, signal: Signal) -> Result<(), Signal> {
+        self.push_signal(signal)
+    }
+}
+
+/// A process's control block in the table.
+pub(crate) struct Entry {
+    pub(crate) mailbox: Rc<dyn AnyMailbox>,
+    pub(crate) waiters: Vec<ReplyTo<Option<ExitReason>>>,
+}
+
+/// Per-shard counters. Plain `Cell`s: only the shard thread writes or reads
+/// them; other threads ask the shard for a [`ShardStats`] snapshot.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) spawned: Cell<u64>,
+    pub(crate) exited: Cell<u64>,
+    pub(crate) messages: Cell<u64>,
+    pub(crate) dead_letters: Cell<u64>,
+    pub(crate) cross_sent: Cell<u64>,
+    pub(crate) cross_received: Cell<u64>,
+    pub(crate) late_replies: Cell<u64>,
+    pub(crate) wakeups_sent: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1);
+}
+
+/// A snapshot of one shard's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// The shard.
+    pub shard: u16,
+    /// Processes alive now.
+    pub alive: u64,
+    /// Processes spawned (successful `init`) since the shard started.
+    pub spawned: u64,
+    /// Processes that exited.
+    pub exited: u64,
+    /// User messages handled.
+    pub messages: u64,
+    /// Messages (and signals) addressed to dead, stale or unknown pids, or
+    /// left in a mailbox when its process exited.
+    pub dead_letters: u64,
+    /// Envelopes this shard pushed to other shards.
+    pub cross_sent: u64,
+    /// Envelopes this shard received from other shards and outside threads.
+    pub cross_received: u64,
+    /// Replies that arrived after their asker gave up (timeout, drop).
+    pub late_replies: u64,
+    /// Doorbell notifications this shard sent to sleeping shards.
+    pub wakeups_sent: u64,
+}
+
+/// This shard's producer end towards one other shard.
+pub(crate) struct Outbox {
+    producer: Producer<Envelope>,
+    /// Envelopes that did not fit in the ring, oldest first. Once non-empty,
+    /// every later envelope for this destination queues here too, so FIFO
+    /// per pair holds.
+    overflow: VecDeque<Envelope>,
+}
+
+/// What an outbox would do with a user message now.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum OutboxState {
+    /// Room in the ring or in the overflow queue.
+    Open,
+    /// The overflow queue is at its limit: back-pressure.
+    Full,
+    /// The destination shard has finished (or does not exist).
+    Closed,
+}
+
+/// Whether a push may be refused for back-pressure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Priority {
+    /// A user message: refused with `Full` past the overflow limit.
+    User,
+    /// Replies, signals, bookkeeping: never refused.
+    System,
+}
+
+pub(crate) struct Shard {
+    pub(crate) id: ShardId,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) procs: RefCell<GenSlab<Entry>>,
+    pub(crate) replies: RefCell<GenSlab<ReplySlot>>,
+    outboxes: RefCell<Vec<Option<Outbox>>>,
+    inboxes: RefCell<Vec<Consumer<Envelope>>>,
+    /// Outboxes holding unpublished or overflowing envelopes.
+    dirty: Cell<bool>,
+    pump_waker: RefCell<Option<Waker>>,
+    pump_parked: Cell<bool>,
+    stopping: Cell<bool>,
+    pub(crate) counters: Counters,
+    /// Tasks started by `block_on` (and the shutdown timer), with a flag
+    /// each sets when it completes; cancelled when the shard stops.
+    tasks: RefCell<Vec<(glommio::Task<()>, Rc<Cell<bool>>)>>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
+    static CURRENT_PID: Cell<Option<Pid>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with this thread's shard, if this is a shard thread.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Shard>) -> R) -> Option<R> {
+    CURRENT.with(|c| c.borrow().as_ref().map(f))
+}
+
+/// This thread's shard, if any.
+pub(crate) fn current() -> Option<Rc<Shard>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+pub(crate) fn set_current(shard: Option<Rc<Shard>>) {
+    CURRENT.with(|c| *c.borrow_mut() = shard);
+}
+
+/// The pid of the process whose task is being polled on this thread.
+pub(crate) fn current_pid() -> Option<Pid> {
+    CURRENT_PID.with(|c| c.get())
+}
+
+/// Wraps a process's task so that [`current_pid`] names it while it runs.
+pub(crate) struct WithPid<F> {
+    pub(crate) pid: Pid,
+    pub(crate) inner: F,
+}
+
+impl<F: Future> Future for WithPid<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: structural pin projection; `inner` is never moved out.
+        let this = unsafe { self.get_unchecked_mut() };
+        let previous = CURRENT_PID.with(|c| c.replace(Some(this.pid)));
+        // SAFETY: `this` came from a pinned reference and `inner` is not
+        // moved for the rest of its life.
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let out = inner.poll(cx);
+        CURRENT_PID.with(|c| c.set(previous));
+        out
+    }
+}
+
+impl Shard {
+    pub(crate) fn new(
+        id: ShardId,
+        shared: Arc<Shared>,
+        inboxes: Vec<Consumer<Envelope>>,
+        outboxes: Vec<Option<Producer<Envelope>>>,
+    ) -> Self {
+        Self {
+            id,
+            shared,
+            procs: RefCell::new(GenSlab::new()),
+            replies: RefCell::new(GenSlab::new()),
+            outboxes: RefCell::new(
+                outboxes
+                    .into_iter()
+                    .map(|p| {
+                        p.map(|producer| Outbox {
+                            producer,
+                            overflow: VecDeque::new(),
+                        })
+                    })
+                    .collect(),
+            ),
+            inboxes: RefCell::new(inboxes),
+            dirty: Cell::new(false),
+            pump_waker: RefCell::new(None),
+            pump_parked: Cell::new(false),
+            stopping: Cell::new(false),
+            counters: Counters::default(),
+            tasks: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    pub(crate) fn count_handled(&self) {
+        bump(&self.counters.messages);
+    }
+
+    pub(crate) fn count_dead_letter(&self) {
+        bump(&self.counters.dead_letters);
+    }
+
+    pub(crate) fn count_spawned(&self) {
+        bump(&self.counters.spawned);
+    }
+
+    pub(crate) fn count_late_reply(&self) {
+        bump(&self.counters.late_replies);
+    }
+
+    pub(crate) fn stats(&self) -> ShardStats {
+        let c = &self.counters;
+        ShardStats {
+            shard: self.id.0,
+            alive: self.procs.borrow().len() as u64,
+            spawned: c.spawned.get(),
+            exited: c.exited.get(),
+            messages: c.messages.get(),
+            dead_letters: c.dead_letters.get(),
+            cross_sent: c.cross_sent.get(),
+            cross_received: c.cross_received.get(),
+            late_replies: c.late_replies.get(),
+            wakeups_sent: c.wakeups_sent.get(),
+        }
+    }
+
+    /// Delivers a message to a process of this shard.
+    #[inline]
+    pub(crate) fn deliver<M: 'static>(&self, pid: Pid, msg: M) -> Result<(), crate::SendError<M>> {
+        let procs = self.procs.borrow();
+        let Some(entry) = procs.get(pid.slot(), pid.generation()) else {
+            drop(procs);
+            self.count_dead_letter();
+            return Err(crate::SendError::NoProcess(msg));
+        };
+        let Some(mailbox) = entry.mailbox.as_any().downcast_ref::<Mailbox<M, Signal>>() else {
+            drop(procs);
+            self.count_dead_letter();
+            return Err(crate::SendError::WrongType(msg));
+        };
+        // `push` only wakes a glommio task (it runs no user code), so the
+        // table borrow may be held across it.
+        match mailbox.push(msg) {
+            Ok(()) => Ok(()),
+            Err(msg) => {
+                drop(procs);
+                self.count_dead_letter();
+                Err(crate::SendError::NoProcess(msg))
+            }
+        }
+    }
+
+    /// Sends a signal to a process of this shard.
+    pub(crate) fn signal(&self, pid: Pid, signal: Signal) -> Result<(), Signal> {
+        let procs = self.procs.borrow();
+        match procs.get(pid.slot(), pid.generation()) {
+            Some(entry) => entry.mailbox.signal(signal),
+            None => Err(signal),
+        }
+    }
+
+    /// Registers `waiter` to learn `pid`'s exit reason, or answers at once
+    /// with `NoProcess` if `pid` is not alive here.
+    pub(crate) fn add_waiter(&self, pid: Pid, waiter: ReplyTo<Option<ExitReason>>) {
+        let rejected = {
+            let mut procs = self.procs.borrow_mut();
+            match procs.get_mut(pid.slot(), pid.generation()) {
+                Some(entry) => {
+                    entry.waiters.push(waiter);
+                    None
+                }
+                None => Some(waiter),
+            }
+        };
+        if let Some(waiter) = rejected {
+            waiter.send(None);
+        }
+    }
+
+    /// The last step of a process's life, run by its own task: close the
+    /// mailbox, free the slot (bumping its generation), then tell waiters.
+    pub(crate) fn exit<M: 'static>(
+        &self,
+        pid: Pid,
+        mailbox: &Mailbox<M, Signal>,
+        reason: ExitReason,
+    ) {
+        let leftovers = mailbox.close();
+        let entry = self.procs.borrow_mut().remove(pid.slot(), pid.generation());
+        let entry = entry.expect("a process's slot is freed only by its own task");
+        bump(&self.counters.exited);
+        let dead = leftovers.messages.len() as u64;
+        self.counters
+            .dead_letters
+            .set(self.counters.dead_letters.get() + dead);
+        tracing::debug!(%pid, %reason, "process exited");
+        // Dropped here, outside every borrow: undelivered requests tell
+        // their askers that no reply is coming.
+        drop(leftovers);
+        for waiter in entry.waiters {
+            waiter.send(Some(reason.clone()));
+        }
+        if self.stopping.get() && self.procs.borrow().len() == 0 {
+            self.wake_pump();
+        }
+    }
+
+    /// Pushes an envelope towards shard `to`.
+    pub(crate) fn send_remote(
+        &self,
+        to: ShardId,
+        envelope: Envelope,
+        priority: Priority,
+    ) -> Result<(), Envelope> {
+        let mut outboxes = self.outboxes.borrow_mut();
+        let Some(Some(outbox)) = outboxes.get_mut(to.index()) else {
+            return Err(envelope);
+        };
+        if outbox.producer.is_abandoned() {
+            drop(outboxes);
+            self.count_dead_letter();
+            return Err(envelope);
+        }
+        if outbox.overflow.is_empty() {
+            match outbox.producer.push(envelope) {
+                Ok(()) => {
+                    bump(&self.counters.cross_sent);
+                    if outbox.producer.unpublished() >= BATCH {
+                        let _ = outbox.producer.publish();
+                        drop(outboxes);
+                        self.ring(to);
+                    }
+                    self.mark_dirty();
+                    return Ok(());
+                }
+                Err(full) => {
+                    outbox.overflow.push_back(full.0);
+                }
+            }
+        } else {
+            if priority == Priority::User && outbox.overflow.len() >= self.shared.config.overflow_limit
+            {
+                return Err(envelope);
+            }
+            outbox.overflow.push_back(envelope);
+        }
+        bump(&self.counters.cross_sent);
+        self.mark_dirty();
+        Ok(())
+    }
+
+    /// Whether a user message to shard `to` would be accepted now.
+    pub(crate) fn outbox_state(&self, to: ShardId) -> OutboxState {
+        let outboxes = self.outboxes.borrow();
+        match outboxes.get(to.index()) {
+            Some(Some(outbox)) if outbox.producer.is_abandoned() => OutboxState::Closed,
+            Some(Some(outbox)) if outbox.overflow.len() >= self.shared.config.overflow_limit => {
+                OutboxState::Full
+            }
+            Some(Some(_)) => OutboxState::Open,
+            _ => OutboxState::Closed,
+        }
+    }
+
+    fn ring(&self, to: ShardId) {
+        if self.shared.shards[to.index()].doorbell.ring() {
+            bump(&self.counters.wakeups_sent);
+        }
+    }
+
+    fn mark_dirty(&self) {
+        if !self.dirty.replace(true) {
+            self.wake_pump();
+        }
+    }
+
+    pub(crate) fn wake_pump(&self) {
+        if self.pump_parked.replace(false) {
+            if let Some(w) = self.pump_waker.borrow().as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Publishes every outbox and moves overflow into rings where room
+    /// appeared. Returns whether anything is still waiting to go out.
+    fn flush_outbound(&self) -> bool {
+        if !self.dirty.get() {
+            return false;
+        }
+        let mut pending = false;
+        let mut to_ring = Vec::new();
+        {
+            let mut outboxes = self.outboxes.borrow_mut();
+            for (i, slot) in outboxes.iter_mut().enumerate() {
+                let Some(outbox) = slot else { continue };
+                while let Some(env) = outbox.overflow.pop_front() {
+                    if let Err(full) = outbox.producer.push(env) {
+                        outbox.overflow.push_front(full.0);
+                        break;
+                    }
+                }
+                if outbox.producer.publish() > 0 {
+                    to_ring.push(i);
+                }
+                if !outbox.overflow.is_empty() {
+                    if outbox.producer.is_abandoned() {
+                        let lost = outbox.overflow.len() as u64;
+                        self.counters
+                            .dead_letters
+                            .set(self.counters.dead_letters.get() + lost);
+                        // Dropped below, outside the borrow.
+                        to_drop_later(&mut outbox.overflow);
+                    } else {
+                        pending = true;
+                    }
+                }
+            }
+        }
+        for i in to_ring {
+            self.ring(ShardId(i as u16));
+        }
+        self.dirty.set(pending);
+        pending
+    }
+
+    /// Drains every inbound ring and the injector into `batch`, then runs
+    /// the batch. Returns how many envelopes ran.
+    fn drain_inbound(self: &Rc<Self>, batch: &mut Vec<Envelope>) -> usize {
+        {
+            let mut inboxes = self.inboxes.borrow_mut();
+            for consumer in inboxes.iter_mut() {
+                consumer.drain(DRAIN_LIMIT, |env| batch.push(env));
+            }
+        }
+        let injector = &self.shared.shards[self.id.index()].injector;
+        for _ in 0..DRAIN_LIMIT {
+            match injector.pop() {
+                Some(env) => batch.push(env),
+                None => break,
+            }
+        }
+        let n = batch.len();
+        self.counters
+            .cross_received
+            .set(self.counters.cross_received.get() + n as u64);
+        for env in batch.drain(..) {
+            env.run(self);
+        }
+        n
+    }
+
+    fn inbound_ready(&self) -> bool {
+        let mut inboxes = self.inboxes.borrow_mut();
+        inboxes.iter_mut().any(|c| !c.is_empty())
+            || !self.shared.shards[self.id.index()].injector.is_empty()
+    }
+
+    /// Begins shutdown: refuse new spawns, ask every process to stop.
+    pub(crate) fn begin_stop(&self) {
+        if self.stopping.replace(true) {
+            return;
+        }
+        let keys = self.procs.borrow().keys();
+        for (slot, generation) in keys {
+            let pid = Pid::from_parts(self.id, slot, generation);
+            let _ = self.signal(pid, Signal::Terminate(ExitReason::Shutdown));
+        }
+        self.wake_pump();
+    }
+
+    /// Kills every process still alive (shutdown grace period expired).
+    pub(crate) fn kill_all(&self) {
+        let keys = self.procs.borrow().keys();
+        for (slot, generation) in keys {
+            let _ = self.signal(Pid::from_parts(self.id, slot, generation), Signal::Kill);
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.stopping.get() && self.procs.borrow().len() == 0
+    }
+
+    /// Runs `fut` as a task of this shard that shutdown will cancel if it
+    /// is still running then.
+    pub(crate) fn run_task(&self, fut: impl Future<Output = ()> + 'static) {
+        let done = Rc::new(Cell::new(false));
+        let flag = done.clone();
+        let task = glommio::spawn_local(async move {
+            fut.await;
+            flag.set(true);
+        });
+        let mut tasks = self.tasks.borrow_mut();
+        let finished: Vec<_> = {
+            let (finished, running) = std::mem::take(&mut *tasks)
+                .into_iter()
+                .partition(|(_, done)| done.get());
+            *tasks = running;
+            finished
+        };
+        tasks.push((task, done));
+        drop(tasks);
+        drop(finished); // dropping a completed task's handle cancels nothing
+    }
+
+    /// Cancels the tasks started by `run_task` that are still running.
+    pub(crate) fn cancel_tasks(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        drop(tasks);
+    }
+
+    /// Shutdown, with a deadline: processes still alive after the grace
+    /// period are killed (their handler futures dropped mid-await).
+    pub(crate) fn begin_stop_with_grace(self: &Rc<Self>) {
+        if self.stopping.get() {
+            return;
+        }
+        self.begin_stop();
+        let shard = self.clone();
+        let grace = self.shared.config.shutdown_grace;
+        self.run_task(async move {
+            glommio::timer::sleep(grace).await;
+            if shard.procs.borrow().len() > 0 {
+                tracing::warn!(shard = shard.id.0, "shutdown grace expired; killing stragglers");
+                shard.kill_all();
+            }
+        });
+    }
+}
+
+fn to_drop_later(queue: &mut VecDeque<Envelope>) {
+    // Envelopes hold user values whose drop may re-enter the shard; defer
+    // it to a fresh task so that no borrow is held.
+    let doomed = std::mem::take(queue);
+    glommio::spawn_local(async move { drop(doomed) }).detach();
+}
+
+/// The pump: the one task per shard that moves envelopes between rings and
+/// mailboxes. Returns when the shard has stopped and has no process left.
+pub(crate) async fn pump(shard: Rc<Shard>) {
+    let mut batch = Vec::with_capacity(256);
+    let doorbell = &shard.shared.shards[shard.id.index()].doorbell;
+    // Publish this task's waker before the first `prepare_sleep`, so that a
+    // sender that sees the shard asleep always has somebody to wake.
+    std::future::poll_fn(|cx| {
+        *shard.pump_waker.borrow_mut() = Some(cx.waker().clone());
+        doorbell.notifier().set(cx.waker());
+        Poll::Ready(())
+    })
+    .await;
+    let mut park = Park {
+        shard: &shard,
+        polled: false,
+    };
+    loop {
+        let ran = shard.drain_inbound(&mut batch);
+        let pending = shard.flush_outbound();
+        if shard.finished() {
+            break;
+        }
+        if ran > 0 || pending {
+            futures_lite::future::yield_now().await;
+            continue;
+        }
+        doorbell.prepare_sleep();
+        if shard.inbound_ready() {
+            doorbell.cancel_sleep();
+            continue;
+        }
+        (&mut park).await;
+        park.polled = false;
+        doorbell.cancel_sleep();
+    }
+    // A last flush so that replies and exit notices reach other shards.
+    shard.flush_outbound();
+}
+
+/// Parks the pump until a local or remote wake.
+struct Park<'a> {
+    shard: &'a Rc<Shard>,
+    polled: bool,
+}
+
+impl Future for &mut Park<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.polled {
+            self.shard.pump_parked.set(false);
+            return Poll::Ready(());
+        }
+        self.polled = true;
+        // The pump is one task for its whole life, so the waker stored at
+        // its start is still the right one.
+        debug_assert!(self
+            .shard
+            .pump_waker
+            .borrow()
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker())));
+        self.shard.pump_parked.set(true);
+        Poll::Pending
+    }
+}
