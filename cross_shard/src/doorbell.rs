@@ -178,7 +178,11 @@ impl<N: Notify> Doorbell<N> {
         // `prepare_sleep` (the notify follows the receiver's announcement);
         // the Release half pairs with the next sender's swap. Being one
         // atomic read-modify-write is what lets only one sender take `true`.
-        if self.sleeping.swap(false, Ordering::AcqRel) {
+        if self
+            .sleeping
+            .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             self.notifier.notify();
             true
         } else {

@@ -24,6 +24,7 @@ pub(crate) struct Config {
     pub(crate) ring_capacity: usize,
     pub(crate) overflow_limit: usize,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) spin_before_park: Duration,
 }
 
 /// The notifier a shard's doorbell rings: the waker of the shard's pump
@@ -131,6 +132,7 @@ pub struct Builder {
     ring_capacity: Option<usize>,
     overflow_limit: Option<usize>,
     shutdown_grace: Option<Duration>,
+    spin_before_park: Option<Duration>,
 }
 
 impl Builder {
@@ -180,6 +182,14 @@ impl Builder {
         self
     }
 
+    /// How long an idle shard keeps polling its inbound rings before it
+    /// sleeps in the kernel (default 50 µs; zero never spins). Spinning
+    /// trades idle CPU for latency of cross-shard request/response.
+    pub fn spin_before_park(mut self, spin: Duration) -> Self {
+        self.spin_before_park = Some(spin);
+        self
+    }
+
     fn resolve(&self) -> Result<(usize, bool), Error> {
         let cores = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(0);
         let available = std::thread::available_parallelism()
@@ -225,6 +235,9 @@ impl Builder {
             ring_capacity: self.ring_capacity.unwrap_or(1024).max(2),
             overflow_limit: self.overflow_limit.unwrap_or(1 << 16).max(1),
             shutdown_grace: self.shutdown_grace.unwrap_or(Duration::from_secs(5)),
+            spin_before_park: self
+                .spin_before_park
+                .unwrap_or(Duration::from_micros(50)),
         };
         let id = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed); // a unique number; orders nothing
         let name = self.name.unwrap_or_else(|| format!("corelet-{id}"));
@@ -274,7 +287,7 @@ impl Builder {
         tracing::debug!(runtime = %shared.name, shards = n, pin, "runtime started");
         Ok(Runtime {
             shared,
-            exits,
+            exits: Mutex::new(exits),
             stopped: false,
         })
     }
@@ -301,7 +314,10 @@ fn env_var(key: &str) -> Result<Option<String>, Error> {
 /// ever alive at once.
 pub struct Runtime {
     shared: Arc<Shared>,
-    exits: Vec<std::sync::mpsc::Receiver<ShardExit>>,
+    /// Behind a `Mutex` only so that `Runtime` is `Sync` (a `Receiver` is
+    /// not) and outside threads can share `&Runtime`; `shutdown` takes
+    /// `&mut self` and never locks it.
+    exits: Mutex<Vec<std::sync::mpsc::Receiver<ShardExit>>>,
     stopped: bool,
 }
 
@@ -399,7 +415,8 @@ impl Runtime {
             );
         }
         let mut first_error = None;
-        for (i, exit) in self.exits.drain(..).enumerate() {
+        let exits = std::mem::take(self.exits.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for (i, exit) in exits.into_iter().enumerate() {
             let outcome = exit
                 .recv()
                 .unwrap_or_else(|_| Err("shard thread vanished".to_owned()));
