@@ -29,12 +29,18 @@ impl Process for Player {
     async fn handle(&mut self, ctx: &mut Context<Self>, msg: Ball) -> HandlerResult {
         match msg {
             Ball::Serve { partner, rounds } => {
-                partner.tell(Ball::Hit { left: rounds, from: ctx.addr() })?;
+                partner.tell(Ball::Hit {
+                    left: rounds,
+                    from: ctx.addr(),
+                })?;
             }
             Ball::Hit { left, from } => {
                 self.hits += 1;
                 if left > 1 {
-                    from.tell(Ball::Hit { left: left - 1, from: ctx.addr() })?;
+                    from.tell(Ball::Hit {
+                        left: left - 1,
+                        from: ctx.addr(),
+                    })?;
                 }
             }
             Ball::Hits(reply) => reply.send(self.hits),
@@ -69,7 +75,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total: u64 = rt.block_on(ShardId(0), move || async move {
         for (i, p) in rally.iter().enumerate() {
             let partner = rally[(i + 1) % rally.len()];
-            p.tell(Ball::Serve { partner, rounds: ROUNDS }).expect("player is alive");
+            p.tell(Ball::Serve {
+                partner,
+                rounds: ROUNDS,
+            })
+            .expect("player is alive");
         }
         // Ask every player for its count until all rallies are over.
         loop {
@@ -92,7 +102,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // An ask from outside the runtime.
     let hits = rt.ask(&players[0], Ball::Hits)?;
-    println!("ask from main thread: {} made {hits} hits", players[0].pid());
+    println!(
+        "ask from main thread: {} made {hits} hits",
+        players[0].pid()
+    );
 
     // Terminate one player and wait for it; a message to it afterwards is
     // a dead letter, and its pid stays stale forever.
@@ -104,13 +117,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let late = rt.ask(&last, Ball::Hits);
     println!("ask to the terminated player: {late:?}");
     assert!(late.is_err());
-    assert!(matches!(rt.wait(last.pid()), Err(corelet::Error::NoProcess(_))));
+    assert!(matches!(
+        rt.wait(last.pid()),
+        Err(corelet::Error::NoProcess(_))
+    ));
 
     println!("\nshard  alive  spawned  exited  handled  cross-sent  cross-recv  dead-letters");
     for s in rt.stats()? {
         println!(
             "{:>5}  {:>5}  {:>7}  {:>6}  {:>7}  {:>10}  {:>10}  {:>12}",
-            s.shard, s.alive, s.spawned, s.exited, s.messages, s.cross_sent, s.cross_received,
+            s.shard,
+            s.alive,
+            s.spawned,
+            s.exited,
+            s.messages,
+            s.cross_sent,
+            s.cross_received,
             s.dead_letters
         );
     }

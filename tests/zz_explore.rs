@@ -1,11 +1,20 @@
 use corelet::*;
 struct P;
-enum M { Boom, Get(ReplyTo<u32>) }
+enum M {
+    Boom,
+    Get(ReplyTo<u32>),
+}
 impl Process for P {
     type Msg = M;
     async fn handle(&mut self, _c: &mut Context<Self>, m: M) -> HandlerResult {
         match m {
-            M::Boom => { glommio::spawn_local(async { futures_lite::future::yield_now().await; panic!("boom") }).detach(); }
+            M::Boom => {
+                glommio::spawn_local(async {
+                    futures_lite::future::yield_now().await;
+                    panic!("boom")
+                })
+                .detach();
+            }
             M::Get(r) => r.send(current_shard().unwrap().0 as u32),
         }
         Ok(())
@@ -23,7 +32,11 @@ fn explore() {
     eprintln!("watch: {:?}", w.wait());
     eprintln!("ask b: {:?}", rt.ask(&b, M::Get));
     // cross shard ask from shard 2 to shard 0 (dead)
-    let r = rt.block_on(ShardId(2), move || async move { a.ask(M::Get).timeout(std::time::Duration::from_secs(2)).await });
+    let r = rt.block_on(ShardId(2), move || async move {
+        a.ask(M::Get)
+            .timeout(std::time::Duration::from_secs(2))
+            .await
+    });
     eprintln!("cross ask dead: {:?}", r);
     let r = rt.block_on(ShardId(2), move || async move { b.ask(M::Get).await });
     eprintln!("cross ask b: {:?}", r);

@@ -146,6 +146,14 @@ impl<M, S> Mailbox<M, S> {
         }
     }
 
+    /// Removes the oldest signal for which `wanted` returns true, leaving
+    /// every other signal and message in place. Wakes nobody.
+    pub fn take_signal_if(&self, mut wanted: impl FnMut(&S) -> bool) -> Option<S> {
+        let mut signals = self.signals.borrow_mut();
+        let index = signals.iter().position(&mut wanted)?;
+        signals.remove(index)
+    }
+
     /// Registers the consumer's waker without waiting: used by a process
     /// that is busy inside a handler so that a signal still wakes it.
     pub fn register(&self, waker: &Waker) {
@@ -279,10 +287,18 @@ mod tests {
         mb.push(1).unwrap();
         mb.push(2).unwrap();
         mb.push(3).unwrap();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "one wake per idle period");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "one wake per idle period"
+        );
         assert_eq!(mb.poll_next(&mut cx), Poll::Ready(Next::Message(1)));
         mb.push(4).unwrap();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "busy consumer is not woken");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "busy consumer is not woken"
+        );
     }
 
     #[test]
@@ -292,6 +308,21 @@ mod tests {
         mb.register(&w);
         mb.push_signal(()).unwrap();
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn take_signal_if_removes_only_the_match_and_wakes_nobody() {
+        let (count, w) = waker();
+        let mb: Mailbox<u32, u8> = Mailbox::new();
+        mb.push_signal(1).unwrap();
+        mb.push_signal(2).unwrap();
+        mb.push_signal(3).unwrap();
+        mb.register(&w);
+        assert_eq!(mb.take_signal_if(|s| *s == 2), Some(2));
+        assert_eq!(mb.take_signal_if(|s| *s == 9), None);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(mb.take_signal(), Some(1));
+        assert_eq!(mb.take_signal(), Some(3));
     }
 
     #[test]

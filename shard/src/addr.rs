@@ -145,10 +145,7 @@ impl<P: Process> Addr<P> {
     /// Request/reply: builds the request around a [`ReplyTo`] and awaits the
     /// answer. Resolves with an error (never hangs) if the request cannot
     /// be delivered or the target exits, or drops the handle, unanswered.
-    pub fn ask<R: Send + 'static>(
-        &self,
-        make: impl FnOnce(ReplyTo<R>) -> P::Msg,
-    ) -> Ask<R>
+    pub fn ask<R: Send + 'static>(&self, make: impl FnOnce(ReplyTo<R>) -> P::Msg) -> Ask<R>
     where
         P::Msg: Send,
     {

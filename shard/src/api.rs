@@ -11,7 +11,10 @@ use crate::pid::{Pid, ShardId};
 use crate::process::{drive, run_init, Process};
 use crate::reply::{Completion, ReplyTo};
 use crate::runtime::{not_on_shard, Runtime};
-use crate::shard::{current, current_pid, with_current, Entry, Priority, Shard, ShardStats, Signal, WithPid};
+use crate::shard::{
+    current, current_pid, with_current, with_pid, Entry, Priority, Shard, ShardStats, Signal,
+    WithPid,
+};
 use corelet_mailbox::Mailbox;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -92,22 +95,6 @@ impl Shard {
             let _ = self.send_remote(pid.shard(), env, Priority::System);
         }
     }
-}
-
-fn with_pid<T>(pid: Pid, f: impl FnOnce() -> T) -> T {
-    let mut wrapped = Some(f);
-    let mut out = None;
-    let fut = WithPid {
-        pid,
-        inner: std::future::poll_fn(|_| {
-            out = Some((wrapped.take().expect("polled once"))());
-            std::task::Poll::Ready(())
-        }),
-    };
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    let _ = std::pin::pin!(fut).poll(&mut cx);
-    out.expect("poll_fn ran")
 }
 
 use std::future::Future;
@@ -199,7 +186,10 @@ pub struct Wait {
 impl Future for Wait {
     type Output = Result<ExitReason, Error>;
 
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
         let pid = self.pid;
         let outcome = match self.state.as_mut().expect("Wait polled after completion") {
             Err(_) => match self.state.take() {
@@ -271,7 +261,11 @@ impl Runtime {
     /// Sends a message from an outside thread. Delivery is FIFO per sending
     /// thread; a message for a dead pid is counted as a dead letter on the
     /// target shard.
-    pub fn tell<P: Process>(&self, addr: &Addr<P>, msg: P::Msg) -> Result<(), crate::SendError<P::Msg>>
+    pub fn tell<P: Process>(
+        &self,
+        addr: &Addr<P>,
+        msg: P::Msg,
+    ) -> Result<(), crate::SendError<P::Msg>>
     where
         P::Msg: Send,
     {

@@ -84,7 +84,9 @@ impl fmt::Display for AskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AskError::Send(why) => write!(f, "request not delivered: {why}"),
-            AskError::NoReply => f.write_str("target exited or dropped the reply without answering"),
+            AskError::NoReply => {
+                f.write_str("target exited or dropped the reply without answering")
+            }
             AskError::Timeout => f.write_str("no reply within the timeout"),
         }
     }
@@ -132,7 +134,10 @@ impl fmt::Display for Error {
             Error::UnknownShard(s) => write!(f, "unknown {s}"),
             Error::WaitOnSelf(pid) => write!(f, "process {pid} cannot wait for itself"),
             Error::BlockingOnShard(s) => {
-                write!(f, "blocking call on {s}'s thread would stall it; use the async API")
+                write!(
+                    f,
+                    "blocking call on {s}'s thread would stall it; use the async API"
+                )
             }
             Error::NotInRuntime => f.write_str("not called from a shard thread"),
             Error::Init(reason) => write!(f, "init failed: {reason}"),

@@ -119,7 +119,11 @@ mod tests {
         let (slot2, g1) = s.insert("second");
         assert_eq!(slot2, slot, "slab reuses the freed slot");
         assert_ne!(g1, g0);
-        assert_eq!(s.get(slot, g0), None, "stale key must not reach the new occupant");
+        assert_eq!(
+            s.get(slot, g0),
+            None,
+            "stale key must not reach the new occupant"
+        );
         assert_eq!(s.remove(slot, g0), None);
         assert_eq!(s.get(slot, g1), Some(&"second"));
         assert_eq!(s.len(), 1);

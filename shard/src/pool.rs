@@ -79,7 +79,8 @@ fn spawn_thread(first: Assignment) {
     let (tx, rx) = channel::<Assignment>();
     let me = tx.clone();
     // Queued before the thread starts: `rx` is its first and only reader.
-    tx.send(first).expect("the receiver is alive until moved into the thread");
+    tx.send(first)
+        .expect("the receiver is alive until moved into the thread");
     let spawned = std::thread::Builder::new()
         .name("corelet-shard".into())
         .spawn(move || thread_main(me, rx));
@@ -113,7 +114,9 @@ fn thread_main(me: Sender<Assignment>, rx: Receiver<Assignment>) {
         match outcome {
             Ok(()) => {
                 set_current(None);
-                IDLE.lock().unwrap_or_else(|e| e.into_inner()).push(me.clone());
+                IDLE.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(me.clone());
                 let _ = done.send(Ok(()));
             }
             Err(panic) => {

@@ -167,24 +167,13 @@ impl<F: Future<Output = HandlerResult>, M> Future for Interruptible<'_, F, M> {
     }
 }
 
-/// Removes a pending `Kill` from the signal queue, keeping other signals
-/// for later, and says whether there was one.
+/// Removes a pending `Kill` from the signal queue, leaving other signals
+/// (a `Terminate` waits for the handler to finish) and waking nobody.
 fn take_kill<M>(mailbox: &Mailbox<M, Signal>) -> bool {
-    if mailbox.signal_count() == 0 {
-        return false;
-    }
-    let mut kept = Vec::new();
-    let mut killed = false;
-    while let Some(s) = mailbox.take_signal() {
-        match s {
-            Signal::Kill => killed = true,
-            other => kept.push(other),
-        }
-    }
-    for s in kept {
-        let _ = mailbox.push_signal(s);
-    }
-    killed
+    mailbox.signal_count() > 0
+        && mailbox
+            .take_signal_if(|s| matches!(s, Signal::Kill))
+            .is_some()
 }
 
 async fn handle_one<P: Process>(

@@ -111,7 +111,11 @@ fn deliver<R: Send + 'static>(target: Target<R>, outcome: Result<R, AskError>) {
         } => (runtime, shard, slot, generation),
     };
     let fill = move |home: &Shard| {
-        home.fulfil(slot, generation, outcome.map(|v| Box::new(v) as Box<dyn Any>));
+        home.fulfil(
+            slot,
+            generation,
+            outcome.map(|v| Box::new(v) as Box<dyn Any>),
+        );
     };
     // On a shard of the same runtime: directly, or through the ring.
     if let Some(here) = crate::shard::current() {
@@ -234,7 +238,11 @@ impl<R: 'static> Future for Reply<R> {
 impl<R> Drop for Reply<R> {
     fn drop(&mut self) {
         if !self.done {
-            let slot = self.shard.replies.borrow_mut().remove(self.slot, self.generation);
+            let slot = self
+                .shard
+                .replies
+                .borrow_mut()
+                .remove(self.slot, self.generation);
             drop(slot); // outside the borrow
         }
     }

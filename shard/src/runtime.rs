@@ -208,7 +208,10 @@ impl Builder {
             return Err(Error::Build("a runtime needs at least one shard".into()));
         }
         if shards > u16::MAX as usize {
-            return Err(Error::Build(format!("{shards} shards is more than {}", u16::MAX)));
+            return Err(Error::Build(format!(
+                "{shards} shards is more than {}",
+                u16::MAX
+            )));
         }
         let pin = match self.pin {
             Some(p) => p,
@@ -235,9 +238,7 @@ impl Builder {
             ring_capacity: self.ring_capacity.unwrap_or(1024).max(2),
             overflow_limit: self.overflow_limit.unwrap_or(1 << 16).max(1),
             shutdown_grace: self.shutdown_grace.unwrap_or(Duration::from_secs(5)),
-            spin_before_park: self
-                .spin_before_park
-                .unwrap_or(Duration::from_micros(50)),
+            spin_before_park: self.spin_before_park.unwrap_or(Duration::from_micros(50)),
         };
         let id = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed); // a unique number; orders nothing
         let name = self.name.unwrap_or_else(|| format!("corelet-{id}"));

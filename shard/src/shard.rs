@@ -191,6 +191,18 @@ pub(crate) fn current_pid() -> Option<Pid> {
     CURRENT_PID.with(|c| c.get())
 }
 
+/// Runs `f` with [`current_pid`] naming `pid` (used around `init`).
+pub(crate) fn with_pid<T>(pid: Pid, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Pid>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT_PID.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CURRENT_PID.with(|c| c.replace(Some(pid))));
+    f()
+}
+
 /// Wraps a process's task so that [`current_pid`] names it while it runs.
 pub(crate) struct WithPid<F> {
     pub(crate) pid: Pid,
@@ -396,7 +408,8 @@ impl Shard {
                 }
             }
         } else {
-            if priority == Priority::User && outbox.overflow.len() >= self.shared.config.overflow_limit
+            if priority == Priority::User
+                && outbox.overflow.len() >= self.shared.config.overflow_limit
             {
                 return Err(envelope);
             }
@@ -602,7 +615,10 @@ impl Shard {
         self.run_task(async move {
             glommio::timer::sleep(grace).await;
             if shard.procs.borrow().len() > 0 {
-                tracing::warn!(shard = shard.id.0, "shutdown grace expired; killing stragglers");
+                tracing::warn!(
+                    shard = shard.id.0,
+                    "shutdown grace expired; killing stragglers"
+                );
                 shard.kill_all();
             }
         });
