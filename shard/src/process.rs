@@ -25,7 +25,7 @@ pub type HandlerResult = Result<(), Box<dyn std::error::Error>>;
 /// other processes of the shard keep running.
 ///
 /// ```
-/// use corelet::{Context, HandlerResult, Process, ReplyTo};
+/// use corelet_shard::{Context, HandlerResult, Process, ReplyTo};
 ///
 /// struct Counter(u64);
 /// enum Msg { Add(u64), Get(ReplyTo<u64>) }
