@@ -13,8 +13,8 @@
 //!    guards); any number of senders (producers) may ring it.
 //! 2. **Only the receiver sets `sleeping` to `true`** ([`Doorbell::prepare_sleep`]).
 //!    It is set back to `false` either by the receiver
-//!    ([`Doorbell::cancel_sleep`]) or by the one sender whose swap in
-//!    [`Doorbell::ring`] took the `true`.
+//!    ([`Doorbell::cancel_sleep`]) or by the one sender whose
+//!    compare-exchange in [`Doorbell::ring`] took the `true`.
 //! 3. **Only the sender that took the `true` calls the notifier**, so each
 //!    sleep episode (one `prepare_sleep`) produces at most one notification,
 //!    and a receiver that never flags itself asleep gets none.
@@ -22,7 +22,7 @@
 //!    receiver's return from waiting (eventfd write/read through the kernel,
 //!    `Waker::wake` through the executor's queue both do).
 //! 5. The doorbell owns no messages and frees nothing but its notifier; the
-//!    values live in the rings and are freed as described in [`crate::ring`].
+//!    values live in the rings and are freed as described in [`mod@crate::ring`].
 //!
 //! # Protocol
 //!
@@ -32,8 +32,9 @@
 //! drain every source; if any work, loop    push .. push
 //! R1  sleeping.store(true)                 S1  tail.store(write, Release)   (publish)
 //! R2  fence(SeqCst)                        S2  fence(SeqCst)                (ring)
-//! R3  re-check every source (load tail)    S3  if sleeping.load() &&
-//!     non-empty -> cancel_sleep, loop              sleeping.swap(false) { notify() }
+//! R3  re-check every source (load tail)    S3  if sleeping.load() && sleeping
+//!     non-empty -> cancel_sleep, loop            .compare_exchange(true, false)
+//!                                                .is_ok() { notify() }
 //!     all empty -> wait for the notifier,
 //!                  then cancel_sleep, loop
 //! ```
@@ -42,12 +43,12 @@
 //! one way or the other in the single total order of `SeqCst` operations.
 //! - If R2 comes first, the sender's load S3 (after S2) must see the
 //!   receiver's store R1 (before R2) or a later write to `sleeping`. Seeing
-//!   R1's `true`, the sender swaps and notifies. A later write is either the
-//!   receiver's own `cancel_sleep` (it found work and is awake) or another
-//!   sender's swap (that sender notified; by invariant 4 the receiver, once
-//!   woken, re-checks with our `tail` visible, or else flags itself asleep
-//!   again with a store after that swap, which our S3 would then have had to
-//!   see).
+//!   R1's `true`, the sender takes it and notifies. A later write is a
+//!   `false` from the receiver's `cancel_sleep` or from another sender's take
+//!   (which notified; invariant 4). Either way the receiver is, or will be,
+//!   awake, and before it can wait again it must repeat R1'/R2'/R3'. Our S3
+//!   read a value older than R1', so S2 precedes R2' in the total order, and
+//!   the re-check R3' sees our S1.
 //! - If S2 comes first, the receiver's re-check R3 (after R2) must see the
 //!   sender's `tail` store S1 (before S2) or a later one, so it finds the
 //!   ring non-empty and does not wait.
@@ -60,8 +61,7 @@
 //! the receiver cancels), so a receiver must treat every return from waiting
 //! as "re-check", never as "there is work".
 
-use crate::ring::CachePadded;
-use crate::sync::{fence, AtomicBool, Ordering};
+use crate::sync::{fence, AtomicBool, CachePadded, Ordering};
 
 /// Something that can wake a sleeping receiver.
 ///
@@ -166,7 +166,8 @@ impl<N: Notify> Doorbell<N> {
         // An asymmetric alternative would have the sleeping side issue
         // Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` and let this
         // side use a compiler fence only; not done because loom cannot
-        // model it and sleeping would then cost an IPI to every core.
+        // model it, and each sleep would then interrupt every core running
+        // a thread of this process.
         fence(Ordering::SeqCst);
         // Relaxed: ordered by the fence above (pairs with the fence in
         // `prepare_sleep`); a cheap read that keeps the cache line shared
@@ -174,10 +175,20 @@ impl<N: Notify> Doorbell<N> {
         if !self.sleeping.load(Ordering::Relaxed) {
             return false;
         }
-        // AcqRel: the Acquire half pairs with the SeqCst store in
-        // `prepare_sleep` (the notify follows the receiver's announcement);
-        // the Release half pairs with the next sender's swap. Being one
-        // atomic read-modify-write is what lets only one sender take `true`.
+        // AcqRel on success: the Acquire half pairs with the SeqCst store in
+        // `prepare_sleep` (the receiver's writes before announcing sleep
+        // happen before our notify); the Release half has no partner, as the
+        // flag carries no data. Relaxed on failure: someone else cleared the
+        // flag, and we neither notify nor publish anything. Lost-wake-up
+        // freedom rests on the two fences, not on these orderings.
+        //
+        // Being one atomic read-modify-write is what lets only one sender
+        // take `true`. A compare-exchange rather than `swap(false)` because
+        // it writes nothing when another sender or the receiver's
+        // `cancel_sleep` got there first, and because loom 0.7 mis-models a
+        // `swap` racing with a plain store (tokio-rs/loom#254): with `swap`,
+        // `tests/loom_doorbell.rs` reports a deadlock that the C++ memory
+        // model forbids.
         if self
             .sleeping
             .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)

@@ -1,6 +1,6 @@
 //! Bounded single-producer/single-consumer ring with explicit publication.
 //!
-//! [`ring`] returns a [`Producer`] and a [`Consumer`] sharing one buffer of
+//! [`ring()`] returns a [`Producer`] and a [`Consumer`] sharing one buffer of
 //! `capacity` slots (rounded up to a power of two). The producer stages values
 //! with [`Producer::push`] and makes a whole batch visible with one release
 //! store in [`Producer::publish`]; the consumer takes them with
@@ -48,25 +48,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
-
-/// Aligns (and so pads) its content to 128 bytes so that it never shares a
-/// cache line with a neighbour written by another core.
-///
-/// 128 rather than 64 because on x86 the adjacent-line prefetcher pulls
-/// 64-byte lines in pairs, so two hot fields 64 bytes apart still contend.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct CachePadded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for CachePadded<T> {
-    type Target = T;
-
-    #[inline(always)]
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+use crate::sync::{Arc, AtomicBool, AtomicUsize, CachePadded, Ordering, UnsafeCell};
 
 /// State shared by the two endpoints.
 struct Inner<T> {
@@ -143,7 +125,9 @@ impl<T> Drop for Inner<T> {
 ///
 /// # Example
 ///
-/// ```
+/// ```no_run
+/// # // `no_run`: the loom run (`--cfg loom`) links doctests against loom's
+/// # // atomics, which panic outside a model. Unit tests cover the same steps.
 /// let (mut tx, mut rx) = corelet_cross_shard::ring::<u32>(3);
 /// assert_eq!(tx.capacity(), 4);
 /// tx.push(1).unwrap();
@@ -213,7 +197,7 @@ impl<T> fmt::Display for Full<T> {
 
 impl<T> std::error::Error for Full<T> {}
 
-/// The writing end of a [`ring`].
+/// The writing end of a [`ring()`].
 ///
 /// `Send` when `T: Send`, but not `Sync` and not `Clone`: exactly one thread
 /// produces. Dropping the producer publishes anything still unpublished.
@@ -265,11 +249,11 @@ impl<T> Producer<T> {
             }
         }
         self.inner.slot(self.write).with_mut(|slot| {
-            // SAFETY: `write - head < capacity`, so this slot lies in
-            // `[write, head + capacity)`, which the producer owns and which
-            // holds no live value (invariant 4): the consumer's last access
-            // to it happened before the `head` store we acquired. Overwriting
-            // uninitialised memory leaks nothing.
+            // SAFETY: `write - cached_head < capacity` and `cached_head` never
+            // exceeds `head`, so this slot lies in `[write, head + capacity)`,
+            // which the producer owns and which holds no live value
+            // (invariant 4): the consumer's last access to it happened before
+            // the `head` store we acquired. Nothing is overwritten or leaked.
             unsafe { (*slot).write(value) };
         });
         self.write = self.write.wrapping_add(1);
@@ -346,7 +330,7 @@ impl<T> fmt::Debug for Producer<T> {
     }
 }
 
-/// The reading end of a [`ring`].
+/// The reading end of a [`ring()`].
 ///
 /// `Send` when `T: Send`, but not `Sync` and not `Clone`: exactly one thread
 /// consumes.
@@ -513,7 +497,6 @@ impl<T> fmt::Debug for Consumer<T> {
 mod tests {
     use super::*;
     use std::panic::{catch_unwind, AssertUnwindSafe};
-    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 
     fn assert_send<S: Send>() {}
 
@@ -548,8 +531,9 @@ mod tests {
         let Full(back) = tx.push("x".to_string()).unwrap_err();
         assert_eq!(back, "x");
         assert_eq!(format!("{:?}", Full(back)), "Full(..)");
-        // Still full for the consumer's purposes until something is taken.
+        // Publishing frees nothing; only the consumer taking a value does.
         tx.publish();
+        assert_eq!(tx.free_slots(), 0);
         assert_eq!(rx.pop().as_deref(), Some("0"));
         assert_eq!(tx.free_slots(), 1);
         tx.push("4".to_string()).unwrap();
@@ -641,59 +625,51 @@ mod tests {
     }
 
     /// Counts its own drops in a shared counter.
-    struct DropCounter<'a>(&'a StdAtomicUsize);
+    struct DropCounter<'a>(&'a AtomicUsize);
 
     impl Drop for DropCounter<'_> {
         fn drop(&mut self) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// Pushes 5 values into an 8-slot ring (3 published), pops 1, and
-    /// returns the endpoints for the caller to drop in some order.
-    fn five_inside(
-        drops: &StdAtomicUsize,
-    ) -> (Producer<DropCounter<'_>>, Consumer<DropCounter<'_>>) {
-        let (mut tx, mut rx) = ring(8);
-        for _ in 0..3 {
-            tx.push(DropCounter(drops)).unwrap();
-        }
-        tx.publish();
-        drop(rx.pop().unwrap());
-        for _ in 0..3 {
-            tx.push(DropCounter(drops)).unwrap();
-        }
-        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 1);
-        (tx, rx)
     }
 
     #[test]
-    fn leftovers_dropped_exactly_once_producer_last() {
-        let drops = StdAtomicUsize::new(0);
-        let (tx, rx) = five_inside(&drops);
-        drop(rx);
-        assert!(tx.is_abandoned());
-        drop(tx);
-        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 6);
-    }
-
-    #[test]
-    fn leftovers_dropped_exactly_once_consumer_last() {
-        let drops = StdAtomicUsize::new(0);
-        let (tx, mut rx) = five_inside(&drops);
-        assert!(!rx.is_abandoned());
-        drop(tx);
-        assert!(rx.is_abandoned());
-        // The producer's drop published its 3 unpublished values.
-        assert_eq!(rx.len(), 5);
-        drop(rx.pop().unwrap());
-        drop(rx);
-        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 6);
+    fn leftovers_dropped_exactly_once_in_either_drop_order() {
+        for producer_last in [true, false] {
+            let drops = AtomicUsize::new(0);
+            // 6 pushed, 1 popped: 2 published and 3 unpublished values remain.
+            let (mut tx, mut rx) = ring(8);
+            for i in 0..6 {
+                tx.push(DropCounter(&drops)).unwrap();
+                if i == 2 {
+                    tx.publish();
+                    drop(rx.pop().unwrap());
+                }
+            }
+            assert_eq!(drops.load(Ordering::Relaxed), 1);
+            if producer_last {
+                drop(rx);
+                assert!(tx.is_abandoned());
+                drop(tx);
+            } else {
+                assert!(!rx.is_abandoned());
+                drop(tx);
+                assert!(rx.is_abandoned());
+                // The producer's drop published its 3 unpublished values.
+                assert_eq!(rx.len(), 5);
+                drop(rx);
+            }
+            assert_eq!(
+                drops.load(Ordering::Relaxed),
+                6,
+                "producer_last={producer_last}"
+            );
+        }
     }
 
     #[test]
     fn leftovers_dropped_after_wrap_around() {
-        let drops = StdAtomicUsize::new(0);
+        let drops = AtomicUsize::new(0);
         let (mut tx, mut rx) = ring(2);
         for _ in 0..5 {
             tx.push(DropCounter(&drops)).unwrap();
@@ -703,7 +679,7 @@ mod tests {
         tx.push(DropCounter(&drops)).unwrap();
         tx.push(DropCounter(&drops)).unwrap();
         drop((tx, rx));
-        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 7);
+        assert_eq!(drops.load(Ordering::Relaxed), 7);
     }
 
     #[test]

@@ -1,12 +1,24 @@
 //! Loom models of the doorbell's sleep/wake handshake (lost-wake-up
 //! freedom), combined with the ring's publish and `is_empty` re-check.
 //!
-//! Negative check (done by hand, code left correct): replacing either
-//! `fence(SeqCst)` — the one in `Doorbell::prepare_sleep` or the one in
-//! `Doorbell::ring` — with nothing makes `sleeping_receiver_is_notified`
-//! fail, because loom then finds the store-buffering execution in which the
-//! receiver's re-check reads the old `tail` and the sender's load reads the
-//! old `sleeping == false`.
+//! Negative check (done by hand, code left correct): deleting either
+//! `fence(SeqCst)` (the one in `Doorbell::prepare_sleep` or the one in
+//! `Doorbell::ring`) makes both models below fail within milliseconds:
+//! `sleeping_receiver_is_notified` with "receiver slept but was never
+//! notified", `two_senders_one_blocking_receiver` with a loom deadlock. Loom
+//! finds the store-buffering execution in which the receiver's re-check
+//! reads the old `tail` and the sender's load reads the old
+//! `sleeping == false`.
+//!
+//! Loom treats `SeqCst` loads and stores like `AcqRel` ones (it does not
+//! model their single total order) but does model `SeqCst` fences, which is
+//! why the protocol's correctness is carried by fences alone. It also lets a
+//! plain store slip between the read and the write of a concurrent `swap`
+//! (tokio-rs/loom#254); with `swap(false)` in `Doorbell::ring` instead of
+//! the compare-exchange, `two_senders_one_blocking_receiver` reports a
+//! deadlock whose execution the C++ memory model forbids (the late sender's
+//! load would have to read a value older than the receiver's `true`, whose
+//! fence it follows).
 //!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" cargo test -p corelet-cross-shard --release --target-dir target/loom`
@@ -110,11 +122,16 @@ impl Notify for MockEventFd {
 /// Also checks at most one notification per sleep episode.
 #[test]
 fn two_senders_one_blocking_receiver() {
-    static LOG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    fn log(s: String) { LOG.lock().unwrap().push(s); }
-    std::panic::set_hook(Box::new(|info| { eprintln!("PANIC {info}"); for l in LOG.lock().unwrap().iter() { eprintln!("  {l}"); } }));
-    loom::model(|| {
-        LOG.lock().unwrap().clear();
+    let mut builder = loom::model::Builder::new();
+    // Three threads looping over a mutex and condvar are too many for an
+    // exhaustive search (unbounded, it ran for over 20 minutes without
+    // finishing), so bound preemptions to 4 unless LOOM_MAX_PREEMPTIONS says
+    // otherwise. Bound 4 takes about 10 s in release mode; bound 3 already
+    // finds the fence-less failures.
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(4);
+    }
+    builder.check(|| {
         let (tx_a, mut rx_a) = ring::<u32>(1);
         let (tx_b, mut rx_b) = ring::<u32>(1);
         let bell = Arc::new(Doorbell::new(MockEventFd::default()));
@@ -123,9 +140,7 @@ fn two_senders_one_blocking_receiver() {
             thread::spawn(move || {
                 tx.push(value).unwrap();
                 assert_eq!(tx.publish(), 1);
-                log(format!("sender {value} published"));
-                let r = bell.ring();
-                log(format!("sender {value} ring -> {r}"));
+                bell.ring();
             })
         };
         let a = spawn_sender(tx_a, 1);
@@ -134,23 +149,18 @@ fn two_senders_one_blocking_receiver() {
         let mut got = Vec::new();
         let mut episodes = 0;
         while got.len() < 2 {
-            let taken = rx_a.drain(usize::MAX, |v| got.push(v))
-                + rx_b.drain(usize::MAX, |v| got.push(v));
-            log(format!("R drained {taken}, got {got:?}"));
+            let taken =
+                rx_a.drain(usize::MAX, |v| got.push(v)) + rx_b.drain(usize::MAX, |v| got.push(v));
             if taken > 0 {
                 continue;
             }
             bell.prepare_sleep();
             episodes += 1;
-            let ea = rx_a.is_empty(); let eb = rx_b.is_empty();
-            log(format!("R prepared; recheck a_empty={ea} b_empty={eb}"));
-            if !ea || !eb {
+            if !rx_a.is_empty() || !rx_b.is_empty() {
                 bell.cancel_sleep();
                 continue;
             }
-            log(format!("R waits"));
             bell.notifier().wait();
-            log(format!("R woke"));
             bell.cancel_sleep();
         }
         a.join().unwrap();
@@ -158,6 +168,9 @@ fn two_senders_one_blocking_receiver() {
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
         let sent = bell.notifier().sent.load(Ordering::Relaxed);
-        assert!(sent <= episodes, "{sent} notifications for {episodes} episodes");
+        assert!(
+            sent <= episodes,
+            "{sent} notifications for {episodes} episodes"
+        );
     });
 }

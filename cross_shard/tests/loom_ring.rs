@@ -2,6 +2,13 @@
 //! read of `head`/`tail` is explored, and loom's `UnsafeCell` fails the model
 //! if a slot is accessed by both endpoints without a happens-before edge.
 //!
+//! Negative checks (done by hand, code left correct): weakening the
+//! Release store of `tail` in `Producer::publish` to Relaxed fails every
+//! model here with a loom causality violation on a slot's `UnsafeCell`;
+//! weakening the head store in `Consumer::pop` fails
+//! `push_pop_through_full_ring`, and the one in the drain guard fails
+//! `drain_then_reuse_slot`.
+//!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" cargo test -p corelet-cross-shard --release --target-dir target/loom`
 #![cfg(loom)]
