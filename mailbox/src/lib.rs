@@ -51,6 +51,9 @@ pub struct Mailbox<M, S> {
     /// woken since.
     idle: Cell<bool>,
     closed: Cell<bool>,
+    /// User messages accepted / taken so far (see [`Mailbox::pushed`]).
+    pushed: Cell<u64>,
+    popped: Cell<u64>,
 }
 
 impl<M, S> Default for Mailbox<M, S> {
@@ -79,6 +82,8 @@ impl<M, S> Mailbox<M, S> {
             waker: RefCell::new(None),
             idle: Cell::new(false),
             closed: Cell::new(false),
+            pushed: Cell::new(0),
+            popped: Cell::new(0),
         }
     }
 
@@ -89,6 +94,7 @@ impl<M, S> Mailbox<M, S> {
             return Err(message);
         }
         self.messages.borrow_mut().push_back(message);
+        self.pushed.set(self.pushed.get() + 1);
         if self.idle.replace(false) {
             self.wake();
         }
@@ -132,7 +138,21 @@ impl<M, S> Mailbox<M, S> {
         if let Some(signal) = self.take_signal() {
             return Some(Next::Signal(signal));
         }
-        self.messages.borrow_mut().pop_front().map(Next::Message)
+        let message = self.messages.borrow_mut().pop_front()?;
+        self.popped.set(self.popped.get() + 1);
+        Some(Next::Message(message))
+    }
+
+    /// How many user messages were ever accepted. With [`Mailbox::popped`]
+    /// this lets a consumer stop after exactly the messages queued before
+    /// some moment ("handle what is queued, then stop").
+    pub fn pushed(&self) -> u64 {
+        self.pushed.get()
+    }
+
+    /// How many user messages were ever taken.
+    pub fn popped(&self) -> u64 {
+        self.popped.get()
     }
 
     /// Takes the oldest signal, if any, leaving user messages untouched.
@@ -323,6 +343,24 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
         assert_eq!(mb.take_signal(), Some(1));
         assert_eq!(mb.take_signal(), Some(3));
+    }
+
+    #[test]
+    fn pushed_and_popped_count_user_messages_only() {
+        let mb: Mailbox<u32, ()> = Mailbox::new();
+        mb.push(1).unwrap();
+        mb.push(2).unwrap();
+        mb.push_signal(()).unwrap();
+        let mark = mb.pushed();
+        mb.push(3).unwrap();
+        let mut seen = Vec::new();
+        while mb.popped() < mark {
+            if let Some(Next::Message(m)) = mb.try_next() {
+                seen.push(m);
+            }
+        }
+        assert_eq!(seen, [1, 2], "exactly the messages queued before the mark");
+        assert_eq!((mb.pushed(), mb.popped()), (3, 2));
     }
 
     #[test]
