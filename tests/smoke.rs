@@ -1,3 +1,5 @@
+//! Smoke test: spawn, tell, ask and terminate across two shards.
+
 use corelet::{Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
 
 struct Counter(u64);

@@ -273,6 +273,12 @@ impl Runtime {
         if self.check_shard(pid.shard()).is_err() {
             return Err(crate::SendError::UnknownShard(msg));
         }
+        // Relaxed: a hint only; a shard dying right after this check drops
+        // the message with its queue.
+        let target = &self.shared().shards[pid.shard().index()];
+        if target.dead.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(crate::SendError::ShuttingDown(msg));
+        }
         self.shared().inject(
             pid.shard(),
             Envelope::new(move |s: &Shard| {

@@ -10,8 +10,11 @@ use crate::shard::Shard;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
+/// The closure inside an envelope.
+type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
+
 /// Work for another shard.
-pub(crate) struct Envelope(Box<dyn FnOnce(&Rc<Shard>) + Send>);
+pub(crate) struct Envelope(Job);
 
 impl Envelope {
     pub(crate) fn new(f: impl FnOnce(&Shard) + Send + 'static) -> Self {

@@ -22,7 +22,7 @@
 use crate::envelope::Envelope;
 use crate::pid::ShardId;
 use crate::runtime::Shared;
-use crate::shard::{pump, set_current, Shard};
+use crate::shard::{pump, set_current, take_current, Shard};
 use corelet_cross_shard::{Consumer, Producer};
 use glommio::{LocalExecutor, LocalExecutorBuilder, Placement};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -120,8 +120,16 @@ fn thread_main(me: Sender<Assignment>, rx: Receiver<Assignment>) {
                 let _ = done.send(Ok(()));
             }
             Err(panic) => {
-                set_current(None);
+                let shard = take_current();
                 mark_dead(&shared, id);
+                if let Some(shard) = shard {
+                    // Without this, waiters and cross-shard askers of the
+                    // shard's processes would wait forever.
+                    if let Err(p) = catch_unwind(AssertUnwindSafe(|| shard.abandon())) {
+                        let msg = crate::exit::panic_message(&*p);
+                        tracing::error!(shard = id.0, panic = %msg, "abandoning shard panicked");
+                    }
+                }
                 let _ = done.send(Err(crate::exit::panic_message(&*panic)));
                 return;
             }

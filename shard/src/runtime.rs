@@ -57,9 +57,10 @@ pub(crate) struct ShardShared {
     /// Envelopes from threads that are not shards of this runtime (MPSC,
     /// lock-free; not on the shard-to-shard path).
     pub(crate) injector: SegQueue<crate::envelope::Envelope>,
-    /// Set when the shard's thread died of a panic: nothing will drain the
-    /// injector any more, so whoever pushes drains (dropping envelopes
-    /// resolves their askers with an error instead of leaving them hanging).
+    /// Set when the shard's thread died of a panic, or when the runtime has
+    /// shut down: nothing will drain the injector any more, so whoever
+    /// pushes drains (dropping envelopes resolves their askers with an
+    /// error instead of leaving them hanging).
     pub(crate) dead: AtomicBool,
 }
 
@@ -427,11 +428,15 @@ impl Runtime {
             }
         }
         unregister_runtime(self.shared.id);
-        // Envelopes still queued for finished shards (sent by other shards
-        // as they stopped) are dropped here; their reply handles find no
-        // runtime and drop quietly.
+        // Nothing drains the injectors any more: mark every shard dead, so
+        // that later calls on this handle (`block_on`, `ask`, `watch`, …)
+        // fail at once instead of waiting forever, and drop what is still
+        // queued (sent by other shards as they stopped); reply handles in
+        // there find no runtime and drop quietly.
         for s in &self.shared.shards {
-            while s.injector.pop().is_some() {}
+            // SeqCst: pairs with the SeqCst load in `Shared::inject`.
+            s.dead.store(true, Ordering::SeqCst);
+            s.discard_queued();
         }
         tracing::debug!(runtime = %self.shared.name, "runtime stopped");
         first_error.map_or(Ok(()), Err)

@@ -58,6 +58,9 @@ pub(crate) enum Signal {
 pub(crate) trait AnyMailbox {
     fn as_any(&self) -> &dyn Any;
     fn signal(&self, signal: Signal) -> Result<(), Signal>;
+    /// Drops everything queued, returning how many user messages that was.
+    /// Leaves the registered waker alone (see [`Shard::abandon`]).
+    fn discard(&self) -> usize;
 }
 
 impl<M: 'static> AnyMailbox for Mailbox<M, Signal> {
@@ -66,6 +69,16 @@ impl<M: 'static> AnyMailbox for Mailbox<M, Signal> {
     }
     fn signal(&self, signal: Signal) -> Result<(), Signal> {
         self.push_signal(signal)
+    }
+    fn discard(&self) -> usize {
+        let mut messages = 0;
+        while let Some(next) = self.try_next() {
+            if matches!(next, corelet_mailbox::Next::Message(_)) {
+                messages += 1;
+            }
+            drop(next); // no borrow held: may run a reply handle's drop
+        }
+        messages
     }
 }
 
@@ -148,6 +161,9 @@ pub(crate) enum Priority {
     System,
 }
 
+/// A `run_task` task and the flag it sets when it completes.
+type TrackedTask = (glommio::Task<()>, Rc<Cell<bool>>);
+
 pub(crate) struct Shard {
     pub(crate) id: ShardId,
     pub(crate) shared: Arc<Shared>,
@@ -163,7 +179,7 @@ pub(crate) struct Shard {
     pub(crate) counters: Counters,
     /// Tasks started by `block_on` (and the shutdown timer), with a flag
     /// each sets when it completes; cancelled when the shard stops.
-    tasks: RefCell<Vec<(glommio::Task<()>, Rc<Cell<bool>>)>>,
+    tasks: RefCell<Vec<TrackedTask>>,
 }
 
 thread_local! {
@@ -184,6 +200,11 @@ pub(crate) fn current() -> Option<Rc<Shard>> {
 
 pub(crate) fn set_current(shard: Option<Rc<Shard>>) {
     CURRENT.with(|c| *c.borrow_mut() = shard);
+}
+
+/// Takes this thread's shard out of `CURRENT`.
+pub(crate) fn take_current() -> Option<Rc<Shard>> {
+    CURRENT.with(|c| c.borrow_mut().take())
 }
 
 /// The pid of the process whose task is being polled on this thread.
@@ -595,6 +616,50 @@ impl Shard {
         tasks.push((task, done));
         drop(tasks);
         drop(finished); // dropping a completed task's handle cancels nothing
+    }
+
+    /// Run on the shard's thread after its executor panicked (with
+    /// `CURRENT` cleared, so replies dropped here travel through injectors
+    /// like an outside thread's): nothing of this shard will run again.
+    ///
+    /// Closes the inbound rings, so that other shards' sends fail from now
+    /// on, and drops what was waiting in them; hands outbound envelopes on
+    /// (the ring's by publishing, the overflow's through the destination's
+    /// injector); empties the process table, dropping queued requests and
+    /// exit waiters. So every asker and waiter gets an error instead of
+    /// waiting forever. The process states stay with their tasks, and no
+    /// glommio waker is dropped here: releasing a task's last waker
+    /// reschedules the task, which panics outside the executor's `run`.
+    pub(crate) fn abandon(&self) {
+        self.stopping.set(true);
+        let inboxes = std::mem::take(&mut *self.inboxes.borrow_mut());
+        let mut doomed = Vec::new();
+        for mut inbox in inboxes {
+            inbox.drain(usize::MAX, |env| doomed.push(env));
+            // Dropping the consumer marks the ring abandoned.
+        }
+        drop(doomed);
+        let outboxes = std::mem::take(&mut *self.outboxes.borrow_mut());
+        for (to, outbox) in outboxes.into_iter().enumerate() {
+            let Some(Outbox { producer, overflow }) = outbox else {
+                continue;
+            };
+            drop(producer); // publishes what it staged
+            for env in overflow {
+                self.shared.inject(ShardId(to as u16), env);
+            }
+        }
+        let keys = self.procs.borrow().keys();
+        for (slot, generation) in keys {
+            let entry = self.procs.borrow_mut().remove(slot, generation);
+            if let Some(entry) = entry {
+                let lost = entry.mailbox.discard() as u64;
+                self.counters
+                    .dead_letters
+                    .set(self.counters.dead_letters.get() + lost);
+                drop(entry); // its waiters learn that no exit reason is coming
+            }
+        }
     }
 
     /// Cancels the tasks started by `run_task` that are still running.

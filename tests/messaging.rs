@@ -1,0 +1,644 @@
+//! Messaging: FIFO per sender across shards under load, back-pressure
+//! without loss, ask/reply (timeouts, late replies, targets that die),
+//! dead letters, and non-`Send` messages on one shard.
+
+use corelet::{
+    Addr, AskError, Context, Error, ExitReason, HandlerResult, Process, ReplyTo, Runtime,
+    SendError, ShardId,
+};
+use futures_lite::future::yield_now;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------
+// A sink that checks per-sender sequence numbers.
+
+/// Per-sender counts and ordering violations seen by a [`Sink`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Report {
+    total: u64,
+    per_sender: Vec<u64>,
+    out_of_order: u64,
+}
+
+/// Receives numbered messages and checks that each sender's numbers come
+/// strictly consecutively (FIFO per sender, nothing lost or duplicated).
+struct Sink {
+    next: Vec<u64>,
+    report: Report,
+}
+
+impl Sink {
+    fn new(senders: usize) -> Self {
+        Sink {
+            next: vec![0; senders],
+            report: Report {
+                per_sender: vec![0; senders],
+                ..Report::default()
+            },
+        }
+    }
+}
+
+enum SinkMsg {
+    Data {
+        from: usize,
+        seq: u64,
+    },
+    /// Answered after everything the asker sent before it (same route).
+    Sync(ReplyTo<()>),
+    Report(ReplyTo<Report>),
+}
+
+impl Process for Sink {
+    type Msg = SinkMsg;
+
+    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: SinkMsg) -> HandlerResult {
+        match msg {
+            SinkMsg::Data { from, seq } => {
+                if seq != self.next[from] {
+                    self.report.out_of_order += 1;
+                }
+                self.next[from] = seq + 1;
+                self.report.per_sender[from] += 1;
+                self.report.total += 1;
+            }
+            SinkMsg::Sync(reply) => reply.send(()),
+            SinkMsg::Report(reply) => reply.send(self.report.clone()),
+        }
+        Ok(())
+    }
+}
+
+/// Sends `n` numbered messages to a sink with back-pressure (`send`), then
+/// syncs with the sink so that all of them have been handled.
+struct Source {
+    id: usize,
+    sink: Addr<Sink>,
+}
+
+enum SourceMsg {
+    Run { n: u64, done: ReplyTo<u64> },
+}
+
+impl Process for Source {
+    type Msg = SourceMsg;
+
+    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: SourceMsg) -> HandlerResult {
+        let SourceMsg::Run { n, done } = msg;
+        for seq in 0..n {
+            self.sink
+                .send(SinkMsg::Data { from: self.id, seq })
+                .await
+                .expect("sink is alive");
+        }
+        self.sink.ask(SinkMsg::Sync).await.expect("sink answers");
+        done.send(n);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_million_cross_shard_messages_arrive_in_order_per_sender() {
+    const SHARD_SENDERS: usize = 4;
+    const OUTSIDE_SENDERS: usize = 2;
+    const PER_SHARD_SENDER: u64 = 200_000;
+    const PER_OUTSIDE_SENDER: u64 = 100_000;
+    const SENDERS: usize = SHARD_SENDERS + OUTSIDE_SENDERS;
+    const TOTAL: u64 =
+        SHARD_SENDERS as u64 * PER_SHARD_SENDER + OUTSIDE_SENDERS as u64 * PER_OUTSIDE_SENDER;
+    assert_eq!(TOTAL, 1_000_000);
+
+    let rt = Runtime::builder().shards(8).pin(false).build().unwrap();
+    let sink = rt.spawn_on(ShardId(0), || Sink::new(SENDERS)).unwrap();
+    // Sources on shards 1, 3, 5, 7: four different rings into shard 0.
+    let sources: Vec<Addr<Source>> = (0..SHARD_SENDERS)
+        .map(|id| {
+            rt.spawn_on(ShardId(1 + 2 * id as u16), move || Source { id, sink })
+                .unwrap()
+        })
+        .collect();
+
+    std::thread::scope(|scope| {
+        let rt = &rt;
+        for &source in &sources {
+            scope.spawn(move || {
+                let sent = rt
+                    .ask(&source, |done| SourceMsg::Run {
+                        n: PER_SHARD_SENDER,
+                        done,
+                    })
+                    .unwrap();
+                assert_eq!(sent, PER_SHARD_SENDER);
+            });
+        }
+        for k in 0..OUTSIDE_SENDERS {
+            scope.spawn(move || {
+                let from = SHARD_SENDERS + k;
+                for seq in 0..PER_OUTSIDE_SENDER {
+                    rt.tell(&sink, SinkMsg::Data { from, seq }).unwrap();
+                }
+                rt.ask(&sink, SinkMsg::Sync).unwrap();
+            });
+        }
+    });
+
+    let report = rt.ask(&sink, SinkMsg::Report).unwrap();
+    assert_eq!(report.out_of_order, 0, "per-sender FIFO violated");
+    assert_eq!(report.total, TOTAL);
+    let mut expected = vec![PER_SHARD_SENDER; SHARD_SENDERS];
+    expected.extend([PER_OUTSIDE_SENDER; OUTSIDE_SENDERS]);
+    assert_eq!(report.per_sender, expected);
+    assert_eq!(rt.stats().unwrap()[0].dead_letters, 0);
+}
+
+#[test]
+fn full_ring_hands_the_message_back_and_loses_nothing() {
+    const RING: usize = 4;
+    const OVERFLOW: usize = 8;
+    const N: u64 = 5_000;
+    let rt = Runtime::builder()
+        .shards(2)
+        .pin(false)
+        .ring_capacity(RING)
+        .overflow_limit(OVERFLOW)
+        .build()
+        .unwrap();
+    let sink = rt.spawn_on(ShardId(1), || Sink::new(1)).unwrap();
+
+    let (burst, fulls) = rt
+        .block_on(ShardId(0), move || async move {
+            // A burst without yielding: the ring and then the overflow queue
+            // fill up, and the next tell is refused with the message handed
+            // back.
+            let mut seq = 0;
+            let burst = loop {
+                match sink.tell(SinkMsg::Data { from: 0, seq }) {
+                    Ok(()) => seq += 1,
+                    Err(SendError::Full(SinkMsg::Data { from: 0, seq: back })) => {
+                        assert_eq!(back, seq, "the refused message is handed back");
+                        break seq;
+                    }
+                    Err(e) => panic!("unexpected {e:?}"),
+                }
+                assert!(seq <= (RING + OVERFLOW) as u64, "no back-pressure");
+            };
+            // Keep going with tell: on Full, yield (the shard flushes its
+            // outbox) and retry the very message handed back.
+            let mut fulls = 1;
+            while seq < N / 2 {
+                match sink.tell(SinkMsg::Data { from: 0, seq }) {
+                    Ok(()) => seq += 1,
+                    Err(SendError::Full(SinkMsg::Data { from: 0, seq: back })) => {
+                        assert_eq!(back, seq);
+                        fulls += 1;
+                        yield_now().await;
+                    }
+                    Err(e) => panic!("unexpected {e:?}"),
+                }
+            }
+            // And with send, which waits for room by itself.
+            while seq < N {
+                sink.send(SinkMsg::Data { from: 0, seq }).await.unwrap();
+                seq += 1;
+            }
+            // The ask travels the same ring (and may meet back-pressure too).
+            let mut tries = 0;
+            let report = loop {
+                match sink.ask(SinkMsg::Report).await {
+                    Ok(report) => break report,
+                    Err(AskError::Send(_)) if tries < 1_000_000 => {
+                        tries += 1;
+                        yield_now().await;
+                    }
+                    Err(e) => panic!("ask failed: {e:?}"),
+                }
+            };
+            assert_eq!(report.out_of_order, 0, "order kept through the overflow");
+            assert_eq!(report.total, N, "every accepted message arrived");
+            (burst, fulls)
+        })
+        .unwrap();
+    assert!(
+        burst >= OVERFLOW as u64 && burst <= (RING + OVERFLOW) as u64,
+        "a burst is accepted up to ring + overflow limit, got {burst}"
+    );
+    assert!(fulls > 1, "the ring kept pushing back");
+    let stats = rt.stats().unwrap();
+    assert_eq!(stats[0].dead_letters + stats[1].dead_letters, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Ask/reply.
+
+/// A general-purpose test process.
+#[derive(Default)]
+struct Server {
+    value: u64,
+    /// Requests kept unanswered until `Release`.
+    kept: Vec<ReplyTo<u64>>,
+    /// A gate: `Hold` blocks the handler until this process's `Release`.
+    gate: Option<Addr<Server>>,
+}
+
+enum ServerMsg {
+    Get(ReplyTo<u64>),
+    /// Keeps the reply handle (never answers unless released).
+    Keep(ReplyTo<u64>),
+    /// Answers every kept request.
+    Release,
+    /// Drops the reply handle unanswered.
+    Drop(ReplyTo<u64>),
+    /// Keeps the reply handle in the state, then stops.
+    KeepAndStop(ReplyTo<u64>),
+    Stop,
+    /// Blocks inside the handler until `gate` is released; tells `entered`
+    /// first (if given). Holds `reply` meanwhile (if given).
+    Hold {
+        entered: Option<mpsc::Sender<()>>,
+        reply: Option<ReplyTo<u64>>,
+    },
+}
+
+impl Process for Server {
+    type Msg = ServerMsg;
+
+    async fn handle(&mut self, ctx: &mut Context<Self>, msg: ServerMsg) -> HandlerResult {
+        match msg {
+            ServerMsg::Get(reply) => reply.send(self.value),
+            ServerMsg::Keep(reply) => self.kept.push(reply),
+            ServerMsg::Release => {
+                for reply in self.kept.drain(..) {
+                    reply.send(self.value);
+                }
+            }
+            ServerMsg::Drop(reply) => drop(reply),
+            ServerMsg::KeepAndStop(reply) => {
+                self.kept.push(reply);
+                ctx.stop();
+            }
+            ServerMsg::Stop => ctx.stop(),
+            ServerMsg::Hold { entered, reply } => {
+                if let Some(entered) = entered {
+                    entered.send(()).unwrap();
+                }
+                let gate = self.gate.expect("Hold needs a gate");
+                gate.ask(ServerMsg::Keep).await?;
+                if let Some(reply) = reply {
+                    reply.send(self.value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn server(value: u64) -> Server {
+    Server {
+        value,
+        ..Server::default()
+    }
+}
+
+#[test]
+fn ask_same_shard_cross_shard_local_and_from_outside() {
+    let rt = Runtime::builder().shards(8).pin(false).build().unwrap();
+    let here = rt.spawn_on(ShardId(2), || server(2)).unwrap();
+    let there = rt.spawn_on(ShardId(7), || server(7)).unwrap();
+    rt.block_on(ShardId(2), move || async move {
+        assert_eq!(here.ask(ServerMsg::Get).await, Ok(2));
+        assert_eq!(here.ask_local(ServerMsg::Get).await, Ok(2));
+        assert_eq!(there.ask(ServerMsg::Get).await, Ok(7));
+        assert_eq!(
+            there
+                .ask(ServerMsg::Get)
+                .timeout(Duration::from_secs(600))
+                .await,
+            Ok(7)
+        );
+        // Many asks in flight at once, across shards, each gets its answer.
+        let asks: Vec<_> = (0..100)
+            .map(|i| if i % 2 == 0 { here } else { there })
+            .map(|a| a.ask(ServerMsg::Get))
+            .collect();
+        for (i, ask) in asks.into_iter().enumerate() {
+            assert_eq!(ask.await, Ok(if i % 2 == 0 { 2 } else { 7 }));
+        }
+        // ask_local cannot reach another shard.
+        assert!(matches!(
+            there.ask_local(ServerMsg::Get).await,
+            Err(AskError::Send(_))
+        ));
+    })
+    .unwrap();
+    assert_eq!(rt.ask(&here, ServerMsg::Get), Ok(2));
+    assert_eq!(rt.ask(&there, ServerMsg::Get), Ok(7));
+}
+
+#[test]
+fn ask_timeout_and_late_reply_is_counted() {
+    let rt = Runtime::builder().shards(2).pin(false).build().unwrap();
+    let local = rt.spawn_on(ShardId(0), || server(1)).unwrap();
+    let remote = rt.spawn_on(ShardId(1), || server(2)).unwrap();
+    rt.block_on(ShardId(0), move || async move {
+        for target in [local, remote] {
+            let before = corelet::local_stats().unwrap().late_replies;
+            // The target keeps the request: the deadline passes.
+            let outcome = target
+                .ask(ServerMsg::Keep)
+                .timeout(Duration::from_millis(20))
+                .await;
+            assert_eq!(outcome, Err(AskError::Timeout));
+            // Now it answers; the reply finds its asker gone.
+            target.tell(ServerMsg::Release).unwrap();
+            // A reply from the same target to this shard travels the same
+            // route, after the late one.
+            assert!(target.ask(ServerMsg::Get).await.is_ok());
+            let after = corelet::local_stats().unwrap().late_replies;
+            assert_eq!(after, before + 1, "the late reply is counted and dropped");
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn ask_resolves_no_reply_when_target_exits_or_drops_the_handle() {
+    let rt = Runtime::builder().shards(3).pin(false).build().unwrap();
+    let gate = rt.spawn_on(ShardId(2), || server(0)).unwrap();
+
+    // Same shard.
+    rt.block_on(ShardId(1), move || async move {
+        let a = corelet::spawn(server(1)).unwrap();
+        assert_eq!(a.ask(ServerMsg::Drop).await, Err(AskError::NoReply));
+        // A request queued behind a message that stops the process.
+        a.tell(ServerMsg::Stop).unwrap();
+        let queued = a.ask(ServerMsg::Get);
+        assert_eq!(queued.await, Err(AskError::NoReply));
+
+        // A request queued when terminate arrives (the signal overtakes it).
+        let b = corelet::spawn(server(2)).unwrap();
+        let queued = b.ask(ServerMsg::Get);
+        corelet::terminate(b.pid()).unwrap();
+        assert_eq!(queued.await, Err(AskError::NoReply));
+
+        // A request kept in the state when the process stops.
+        let c = corelet::spawn(server(3)).unwrap();
+        assert_eq!(c.ask(ServerMsg::KeepAndStop).await, Err(AskError::NoReply));
+    })
+    .unwrap();
+
+    // Cross-shard: asker on shard 0, target on shard 1, gate on shard 2.
+    rt.block_on(ShardId(0), move || async move {
+        let t = corelet::spawn_on(ShardId(1), move || Server {
+            gate: Some(gate),
+            ..server(1)
+        })
+        .await
+        .unwrap();
+        assert_eq!(t.ask(ServerMsg::Drop).await, Err(AskError::NoReply));
+        assert_eq!(t.ask(ServerMsg::KeepAndStop).await, Err(AskError::NoReply));
+
+        let t = corelet::spawn_on(ShardId(1), move || Server {
+            gate: Some(gate),
+            ..server(1)
+        })
+        .await
+        .unwrap();
+        let exited = corelet::wait(t.pid());
+        // Busy in a handler (or about to be) while a request queues up and
+        // terminate arrives; then the handler is let go.
+        t.tell(ServerMsg::Hold {
+            entered: None,
+            reply: None,
+        })
+        .unwrap();
+        let queued = t.ask(ServerMsg::Get);
+        corelet::terminate(t.pid()).unwrap();
+        gate.tell(ServerMsg::Release).unwrap();
+        assert_eq!(queued.await, Err(AskError::NoReply));
+        assert_eq!(exited.await, Ok(ExitReason::Shutdown));
+    })
+    .unwrap();
+
+    // Outside threads.
+    let t = rt.spawn_on(ShardId(1), || server(1)).unwrap();
+    assert_eq!(rt.ask(&t, ServerMsg::Drop), Err(AskError::NoReply));
+    assert_eq!(rt.ask(&t, ServerMsg::KeepAndStop), Err(AskError::NoReply));
+    // The process is gone now: the next ask is not delivered.
+    assert_eq!(rt.ask(&t, ServerMsg::Get), Err(AskError::NoReply));
+
+    // Killed while its handler holds the request.
+    let t = rt
+        .spawn_on(ShardId(1), move || Server {
+            gate: Some(gate),
+            ..server(1)
+        })
+        .unwrap();
+    let (entered_tx, entered) = mpsc::channel();
+    std::thread::scope(|scope| {
+        let rt = &rt;
+        let asker = scope.spawn(move || {
+            rt.ask(&t, |reply| ServerMsg::Hold {
+                entered: Some(entered_tx),
+                reply: Some(reply),
+            })
+        });
+        entered.recv().unwrap();
+        let watch = rt.watch(t.pid()).unwrap();
+        rt.kill(t.pid()).unwrap();
+        assert_eq!(watch.wait(), Ok(ExitReason::Killed));
+        assert_eq!(asker.join().unwrap(), Err(AskError::NoReply));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Dead letters and unknown shards.
+
+#[test]
+fn tell_to_dead_pid_is_an_error_and_a_counted_dead_letter() {
+    let rt = Runtime::builder().shards(2).pin(false).build().unwrap();
+    let dead = rt
+        .block_on(ShardId(1), || async {
+            let a = corelet::spawn(server(0)).unwrap();
+            let exited = corelet::wait(a.pid());
+            a.tell(ServerMsg::Stop).unwrap();
+            assert_eq!(exited.await, Ok(ExitReason::Normal));
+            let before = corelet::local_stats().unwrap().dead_letters;
+            assert!(matches!(
+                a.tell(ServerMsg::Release),
+                Err(SendError::NoProcess(ServerMsg::Release))
+            ));
+            assert!(matches!(
+                a.tell_local(ServerMsg::Release),
+                Err(SendError::NoProcess(ServerMsg::Release))
+            ));
+            assert_eq!(corelet::local_stats().unwrap().dead_letters, before + 2);
+            a
+        })
+        .unwrap();
+
+    // From another shard the owner decides: the tell is accepted, and the
+    // owner counts it (and drops the ask's request, answering NoReply).
+    let before = rt.stats().unwrap()[1].dead_letters;
+    rt.block_on(ShardId(0), move || async move {
+        dead.tell(ServerMsg::Release).unwrap();
+        assert_eq!(dead.ask(ServerMsg::Get).await, Err(AskError::NoReply));
+    })
+    .unwrap();
+    assert_eq!(rt.stats().unwrap()[1].dead_letters, before + 2);
+
+    // From outside.
+    rt.tell(&dead, ServerMsg::Release).unwrap();
+    assert_eq!(rt.stats().unwrap()[1].dead_letters, before + 3);
+
+    // Messages still queued when a process exits are dead letters too.
+    let before = rt.stats().unwrap()[1].dead_letters;
+    rt.block_on(ShardId(1), || async {
+        let a = corelet::spawn(server(0)).unwrap();
+        let exited = corelet::wait(a.pid());
+        a.tell(ServerMsg::Stop).unwrap();
+        for _ in 0..3 {
+            a.tell(ServerMsg::Release).unwrap();
+        }
+        assert_eq!(exited.await, Ok(ExitReason::Normal));
+    })
+    .unwrap();
+    assert_eq!(rt.stats().unwrap()[1].dead_letters, before + 3);
+}
+
+#[test]
+fn pid_of_an_unknown_shard_is_refused_everywhere() {
+    let big = Runtime::builder().shards(8).pin(false).build().unwrap();
+    let far = big.spawn_on(ShardId(7), || server(7)).unwrap();
+    let rt = Runtime::builder().shards(2).pin(false).build().unwrap();
+    let pid = far.pid();
+
+    assert!(matches!(
+        rt.tell(&far, ServerMsg::Release),
+        Err(SendError::UnknownShard(ServerMsg::Release))
+    ));
+    assert!(matches!(
+        rt.ask(&far, ServerMsg::Get),
+        Err(AskError::Send(_))
+    ));
+    assert_eq!(rt.terminate(pid), Err(Error::UnknownShard(ShardId(7))));
+    assert_eq!(rt.kill(pid), Err(Error::UnknownShard(ShardId(7))));
+    assert_eq!(rt.wait(pid), Err(Error::UnknownShard(ShardId(7))));
+    assert!(matches!(
+        rt.watch(pid),
+        Err(Error::UnknownShard(ShardId(7)))
+    ));
+
+    rt.block_on(ShardId(0), move || async move {
+        let before = corelet::local_stats().unwrap().dead_letters;
+        assert!(matches!(
+            far.tell(ServerMsg::Release),
+            Err(SendError::UnknownShard(ServerMsg::Release))
+        ));
+        assert!(matches!(
+            far.send(ServerMsg::Release).await,
+            Err(SendError::UnknownShard(ServerMsg::Release))
+        ));
+        assert!(matches!(
+            far.ask(ServerMsg::Get).await,
+            Err(AskError::Send(_))
+        ));
+        assert_eq!(
+            corelet::terminate(pid),
+            Err(Error::UnknownShard(ShardId(7)))
+        );
+        assert_eq!(corelet::kill(pid), Err(Error::UnknownShard(ShardId(7))));
+        assert_eq!(
+            corelet::wait(pid).await,
+            Err(Error::UnknownShard(ShardId(7)))
+        );
+        assert!(corelet::local_stats().unwrap().dead_letters > before);
+    })
+    .unwrap();
+
+    // The process in the runtime that owns the pid was never touched.
+    assert_eq!(big.ask(&far, ServerMsg::Get), Ok(7));
+    assert_eq!(big.stats().unwrap()[7].alive, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Non-`Send` messages.
+
+/// State and messages hold `Rc`s: neither is `Send`.
+#[derive(Default)]
+struct LocalCounter {
+    total: Rc<Cell<u64>>,
+}
+
+enum LocalMsg {
+    /// Adds the cell's value and zeroes the cell (the sender sees it).
+    Add(Rc<Cell<u64>>),
+    Get(ReplyTo<u64>),
+}
+
+impl Process for LocalCounter {
+    type Msg = LocalMsg;
+
+    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: LocalMsg) -> HandlerResult {
+        match msg {
+            LocalMsg::Add(cell) => {
+                self.total.set(self.total.get() + cell.replace(0));
+            }
+            LocalMsg::Get(reply) => reply.send(self.total.get()),
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn non_send_messages_travel_on_one_shard_only() {
+    let rt = Runtime::builder().shards(2).pin(false).build().unwrap();
+    let remote = rt
+        .block_on(ShardId(0), || async {
+            let local = corelet::spawn(LocalCounter::default()).unwrap();
+            let cell = Rc::new(Cell::new(5));
+            local.tell_local(LocalMsg::Add(cell.clone())).unwrap();
+            local
+                .tell_local(LocalMsg::Add(Rc::new(Cell::new(2))))
+                .unwrap();
+            assert_eq!(local.ask_local(LocalMsg::Get).await, Ok(7));
+            assert_eq!(cell.get(), 0, "the handler got this very Rc");
+            assert_eq!(Rc::strong_count(&cell), 1, "the message was dropped");
+
+            let remote = corelet::spawn_on(ShardId(1), LocalCounter::default)
+                .await
+                .unwrap();
+            let cell = Rc::new(Cell::new(9));
+            match remote.tell_local(LocalMsg::Add(cell.clone())) {
+                Err(SendError::NotLocal(LocalMsg::Add(back))) => {
+                    assert!(Rc::ptr_eq(&back, &cell), "handed back intact")
+                }
+                Err(e) => panic!("expected NotLocal, got {e:?}"),
+                Ok(()) => panic!("a non-Send message crossed shards"),
+            }
+            assert_eq!(cell.get(), 9);
+            assert!(matches!(
+                remote.ask_local(LocalMsg::Get).await,
+                Err(AskError::Send(_))
+            ));
+            remote
+        })
+        .unwrap();
+
+    // Not from outside threads either.
+    assert!(matches!(
+        remote.tell_local(LocalMsg::Add(Rc::new(Cell::new(1)))),
+        Err(SendError::NotInRuntime(_))
+    ));
+    // The remote process received nothing, and works on its own shard.
+    rt.block_on(ShardId(1), move || async move {
+        assert_eq!(remote.ask_local(LocalMsg::Get).await, Ok(0));
+        remote
+            .tell_local(LocalMsg::Add(Rc::new(Cell::new(4))))
+            .unwrap();
+        assert_eq!(remote.ask_local(LocalMsg::Get).await, Ok(4));
+    })
+    .unwrap();
+}
