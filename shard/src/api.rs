@@ -4,17 +4,18 @@
 //! the `Runtime` methods of the same names.
 
 use crate::addr::Addr;
+use crate::context::Context;
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::pid::{Pid, ShardId};
 use crate::process::{drive, run_init, Process};
+use crate::registry::RegistryError;
 use crate::reply::{Completion, ReplyTo};
 use crate::runtime::{not_on_shard, Runtime};
-use crate::shard::{
-    current, current_pid, with_current, with_pid, Entry, Priority, Shard, ShardStats, Signal,
-    WithPid,
-};
+use crate::shard::{current, current_pid, with_current, with_pid, Priority, Shard, WithPid};
+use crate::stats::ShardStats;
+use crate::table::{Entry, ProcCell, Signal};
 use corelet_mailbox::Mailbox;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -25,29 +26,33 @@ impl Shard {
         if self.is_stopping() {
             return Err(Error::ShuttingDown);
         }
-        let mailbox: Rc<Mailbox<P::Msg, Signal>> = Rc::new(Mailbox::new());
-        let (slot, generation) = self.procs.borrow_mut().insert(Entry {
-            mailbox: mailbox.clone(),
-            waiters: Vec::new(),
-        });
+        let (slot, generation) = self.procs.borrow().next_key();
         let pid = Pid::from_parts(self.id, slot, generation);
-        if let Err(reason) = with_pid(pid, || run_init(&mut state, pid)) {
-            let entry = self.procs.borrow_mut().remove(slot, generation);
-            let leftovers = mailbox.close();
-            tracing::debug!(%pid, %reason, "init failed");
+        let cell = Rc::new(ProcCell::<P::Msg> {
+            mailbox: Mailbox::new(),
+            span: tracing::debug_span!("process", %pid, name = tracing::field::Empty),
+        });
+        let key = self.procs.borrow_mut().insert(Entry::new(cell.clone()));
+        debug_assert_eq!(key, (slot, generation));
+        self.count_spawned();
+        let mut ctx = Context::new(pid);
+        if let Err(reason) = with_pid(pid, || run_init(&mut state, &mut ctx)) {
+            tracing::debug!(parent: &cell.span, %pid, %reason, "init failed");
+            drop(ctx); // timers started by init die with it
             drop(state);
-            drop(leftovers);
-            if let Some(entry) = entry {
-                for waiter in entry.waiters {
-                    waiter.send(Some(reason.clone()));
-                }
-            }
+            // Links, monitors and names made by `init` hear of the failure.
+            self.exit(pid, &cell, reason.clone());
             return Err(Error::Init(reason));
         }
-        self.count_spawned();
-        tracing::debug!(%pid, "process spawned");
-        let task = drive(self.clone(), pid, state, mailbox);
-        glommio::spawn_local(WithPid { pid, inner: task }).detach();
+        tracing::debug!(parent: &cell.span, %pid, "process spawned");
+        let span = cell.span.clone();
+        let task = drive(self.clone(), pid, state, ctx, cell);
+        glommio::spawn_local(WithPid {
+            pid,
+            span,
+            inner: task,
+        })
+        .detach();
         Ok(Addr::from_pid_unchecked(pid))
     }
 
@@ -141,6 +146,42 @@ where
 /// is gone, counted there as a dead letter.
 pub fn terminate(pid: Pid) -> Result<(), Error> {
     here()?.signal_from(pid, Signal::Terminate(ExitReason::Shutdown))
+}
+
+/// Asks `pid` to stop once it has handled every message queued before this
+/// call; it then exits with [`ExitReason::Shutdown`] (its terminate hook
+/// runs). Messages arriving after the request are dead letters.
+pub fn shutdown(pid: Pid) -> Result<(), Error> {
+    here()?.signal_from(pid, Signal::Shutdown)
+}
+
+/// Registers `name` for `pid`. Names are unique: `Taken` if a live process
+/// holds it. The name is released when the process exits; a new
+/// incarnation may then register it, and nothing addressed to the old one
+/// (a late release included) affects the new one.
+pub async fn register(name: impl Into<String>, pid: Pid) -> Result<(), RegistryError> {
+    let here = here().map_err(RegistryError::Runtime)?;
+    let (answer, reply) = here.reply_slot();
+    here.register(name.into(), pid, answer);
+    reply
+        .await
+        .unwrap_or(Err(RegistryError::Runtime(Error::ShuttingDown)))
+}
+
+/// The pid registered under `name`, if any.
+pub async fn whereis(name: impl Into<String>) -> Result<Option<Pid>, Error> {
+    let here = here()?;
+    let (answer, reply) = here.reply_slot();
+    here.whereis(name.into(), answer);
+    reply.await.map_err(|_| Error::ShuttingDown)
+}
+
+/// Removes `name` from the registry; returns the pid that held it.
+pub async fn unregister(name: impl Into<String>) -> Result<Option<Pid>, Error> {
+    let here = here()?;
+    let (answer, reply) = here.reply_slot();
+    here.unregister(name.into(), answer);
+    reply.await.map_err(|_| Error::ShuttingDown)
 }
 
 /// Stops `pid` at once, even mid-handler (the handler future is dropped);
@@ -317,6 +358,35 @@ impl Runtime {
     /// [`terminate`] from an outside thread.
     pub fn terminate(&self, pid: Pid) -> Result<(), Error> {
         self.signal(pid, Signal::Terminate(ExitReason::Shutdown))
+    }
+
+    /// [`shutdown`] (handle what is queued, then stop) from an outside
+    /// thread. Not to be confused with [`Runtime::shutdown`], which stops
+    /// the whole runtime.
+    pub fn shutdown_process(&self, pid: Pid) -> Result<(), Error> {
+        self.signal(pid, Signal::Shutdown)
+    }
+
+    /// [`register`] from an outside thread (blocking).
+    pub fn register(&self, name: impl Into<String>, pid: Pid) -> Result<(), RegistryError> {
+        let name = name.into();
+        let owner = crate::registry::owner_of(&name, self.shard_count());
+        self.call(owner, move |s, answer| s.register(name, pid, answer))
+            .map_err(RegistryError::Runtime)?
+    }
+
+    /// [`whereis`] from an outside thread (blocking).
+    pub fn whereis(&self, name: impl Into<String>) -> Result<Option<Pid>, Error> {
+        let name = name.into();
+        let owner = crate::registry::owner_of(&name, self.shard_count());
+        self.call(owner, move |s, answer| s.whereis(name, answer))
+    }
+
+    /// [`unregister`] from an outside thread (blocking).
+    pub fn unregister(&self, name: impl Into<String>) -> Result<Option<Pid>, Error> {
+        let name = name.into();
+        let owner = crate::registry::owner_of(&name, self.shard_count());
+        self.call(owner, move |s, answer| s.unregister(name, answer))
     }
 
     /// [`kill`] from an outside thread.

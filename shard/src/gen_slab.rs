@@ -39,6 +39,15 @@ impl<T> GenSlab<T> {
         self.live
     }
 
+    /// The key the next `insert` will return.
+    pub(crate) fn next_key(&self) -> (u32, u32) {
+        let slot = self.slab.vacant_key();
+        (
+            slot as u32,
+            self.generations.get(slot).copied().unwrap_or(0),
+        )
+    }
+
     /// Inserts `value`, returning its `(slot, generation)` key.
     pub(crate) fn insert(&mut self, value: T) -> (u32, u32) {
         let slot = self.slab.insert(Occupant::Live(value));

@@ -6,26 +6,36 @@
 
 mod addr;
 mod api;
+mod context;
 mod envelope;
 mod error;
 mod exit;
 mod gen_slab;
+mod link;
 mod pid;
 mod pool;
 mod process;
+mod registry;
 mod reply;
 mod runtime;
 mod shard;
+mod stats;
+mod table;
+mod timer;
 
 pub use addr::{Addr, Ask};
 pub use api::{
-    current_shard, kill, local_stats, self_pid, shard_count, spawn, spawn_on, terminate, wait,
-    ExitWatch, Wait,
+    current_shard, kill, local_stats, register, self_pid, shard_count, shutdown, spawn, spawn_on,
+    terminate, unregister, wait, whereis, ExitWatch, Wait,
 };
+pub use context::Context;
 pub use error::{AskError, Error, SendError};
 pub use exit::ExitReason;
+pub use link::{Down, MonitorRef};
 pub use pid::{Pid, ShardId};
-pub use process::{Context, HandlerResult, Process};
+pub use process::{HandlerResult, Process};
+pub use registry::RegistryError;
 pub use reply::{Reply, ReplyTo};
 pub use runtime::{Builder, Runtime};
-pub use shard::ShardStats;
+pub use stats::{ExitCounts, ShardStats};
+pub use timer::TimerRef;

@@ -1,12 +1,13 @@
 //! The `Process` trait, its `Context`, and the task that drives one process.
 
-use crate::addr::Addr;
+use crate::context::Context;
 use crate::exit::{panic_message, ExitReason};
-use crate::pid::{Pid, ShardId};
-use crate::shard::{Shard, Signal};
+use crate::link::Down;
+use crate::pid::Pid;
+use crate::shard::Shard;
+use crate::table::{Item, ProcCell, Signal};
 use corelet_mailbox::{Mailbox, Next};
 use std::future::Future;
-use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -63,6 +64,31 @@ pub trait Process: Sized + 'static {
         msg: Self::Msg,
     ) -> impl Future<Output = HandlerResult>;
 
+    /// A linked process exited while this process traps exits
+    /// ([`Context::trap_exits`]). Called in message order. The default
+    /// ignores it.
+    fn handle_exit(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: Pid,
+        reason: ExitReason,
+    ) -> impl Future<Output = HandlerResult> {
+        let _ = (ctx, from, reason);
+        async { Ok(()) }
+    }
+
+    /// A process this one monitors exited ([`Context::monitor`]). Called
+    /// exactly once per monitor, never after [`Context::demonitor`]. The
+    /// default ignores it.
+    fn handle_down(
+        &mut self,
+        ctx: &mut Context<Self>,
+        down: Down,
+    ) -> impl Future<Output = HandlerResult> {
+        let _ = (ctx, down);
+        async { Ok(()) }
+    }
+
     /// Runs exactly once when the process stops for any reason but
     /// [`ExitReason::Killed`] (and a failed `init`), on the owning shard,
     /// before the state is dropped and before anybody observes the exit.
@@ -73,49 +99,6 @@ pub trait Process: Sized + 'static {
     ) -> impl Future<Output = ()> {
         let _ = (ctx, reason);
         async {}
-    }
-}
-
-/// A process's view of itself, passed to every hook.
-pub struct Context<P> {
-    pid: Pid,
-    stop: Option<ExitReason>,
-    _process: PhantomData<fn() -> P>,
-}
-
-impl<P: Process> Context<P> {
-    pub(crate) fn new(pid: Pid) -> Self {
-        Self {
-            pid,
-            stop: None,
-            _process: PhantomData,
-        }
-    }
-
-    /// This process's pid.
-    pub fn pid(&self) -> Pid {
-        self.pid
-    }
-
-    /// A typed address of this process.
-    pub fn addr(&self) -> Addr<P> {
-        Addr::from_pid_unchecked(self.pid)
-    }
-
-    /// The shard this process runs on.
-    pub fn shard(&self) -> ShardId {
-        self.pid.shard()
-    }
-
-    /// Stops the process with [`ExitReason::Normal`] once the current hook
-    /// returns.
-    pub fn stop(&mut self) {
-        self.stop_with(ExitReason::Normal);
-    }
-
-    /// Stops the process with `reason` once the current hook returns.
-    pub fn stop_with(&mut self, reason: ExitReason) {
-        self.stop = Some(reason);
     }
 }
 
@@ -137,17 +120,17 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-/// How one handler invocation ended.
+/// How one hook invocation ended.
 enum Handled {
     Continue,
     Stop(ExitReason),
 }
 
-/// Runs `handle` for one message, but stops polling it if the process is
-/// killed meanwhile (the handler future is dropped mid-await).
+/// Runs one hook future, but stops polling it if the process is killed
+/// meanwhile (the hook's future is dropped mid-await).
 struct Interruptible<'a, F, M> {
-    handler: Pin<&'a mut CatchUnwind<F>>,
-    mailbox: &'a Mailbox<M, Signal>,
+    hook: Pin<&'a mut CatchUnwind<F>>,
+    mailbox: &'a Mailbox<Item<M>, Signal>,
     killed: &'a mut bool,
 }
 
@@ -163,30 +146,31 @@ impl<F: Future<Output = HandlerResult>, M> Future for Interruptible<'_, F, M> {
         // Keep the waker registered while busy so that a kill signal (which
         // always wakes) gets this task polled even mid-await.
         this.mailbox.register(cx.waker());
-        this.handler.as_mut().poll(cx)
+        this.hook.as_mut().poll(cx)
     }
 }
 
 /// Removes a pending `Kill` from the signal queue, leaving other signals
 /// (a `Terminate` waits for the handler to finish) and waking nobody.
-fn take_kill<M>(mailbox: &Mailbox<M, Signal>) -> bool {
+fn take_kill<M>(mailbox: &Mailbox<Item<M>, Signal>) -> bool {
     mailbox.signal_count() > 0
         && mailbox
             .take_signal_if(|s| matches!(s, Signal::Kill))
             .is_some()
 }
 
-async fn handle_one<P: Process>(
-    state: &mut P,
-    ctx: &mut Context<P>,
-    mailbox: &Mailbox<P::Msg, Signal>,
-    msg: P::Msg,
+/// Awaits one hook, turning errors, panics and kills into the process's
+/// exit. (`ctx.stop()` is checked by the caller once the hook's borrow of
+/// the context has ended.)
+async fn run_hook<M>(
+    mailbox: &Mailbox<Item<M>, Signal>,
+    hook: impl Future<Output = HandlerResult>,
 ) -> Handled {
     let mut killed = false;
     let outcome = {
-        let handler = std::pin::pin!(CatchUnwind(state.handle(ctx, msg)));
+        let hook = std::pin::pin!(CatchUnwind(hook));
         Interruptible {
-            handler,
+            hook,
             mailbox,
             killed: &mut killed,
         }
@@ -196,33 +180,54 @@ async fn handle_one<P: Process>(
         return Handled::Stop(ExitReason::Killed);
     }
     match outcome {
-        Ok(Ok(())) => match ctx.stop.take() {
-            Some(reason) => Handled::Stop(reason),
-            None => Handled::Continue,
-        },
+        Ok(Ok(())) => Handled::Continue,
         Ok(Err(e)) => Handled::Stop(ExitReason::Error(e.to_string())),
         Err(panic) => Handled::Stop(ExitReason::Panicked(panic)),
     }
 }
 
 /// The body of a process's task: receive, handle, repeat; then terminate,
-/// drop the state, free the slot, and only then tell waiters.
+/// drop the state, free the slot, and only then tell anybody.
 pub(crate) async fn drive<P: Process>(
     shard: Rc<Shard>,
     pid: Pid,
     mut state: P,
-    mailbox: Rc<Mailbox<P::Msg, Signal>>,
+    mut ctx: Context<P>,
+    cell: Rc<ProcCell<P::Msg>>,
 ) {
-    let mut ctx = Context::<P>::new(pid);
+    let mailbox = &cell.mailbox;
+    // Set by `Shutdown`: stop once this many messages have been taken.
+    let mut drain_until: Option<u64> = None;
     let reason = loop {
-        match mailbox.next().await {
+        if drain_until.is_some_and(|mark| mailbox.popped() >= mark) {
+            break ExitReason::Shutdown;
+        }
+        let handled = match mailbox.next().await {
             Next::Signal(Signal::Terminate(reason)) => break reason,
             Next::Signal(Signal::Kill) => break ExitReason::Killed,
-            Next::Message(msg) => {
+            Next::Signal(Signal::Shutdown) => {
+                drain_until.get_or_insert(mailbox.pushed());
+                continue;
+            }
+            Next::Message(Item::User(msg)) => {
                 shard.count_handled();
-                match handle_one(&mut state, &mut ctx, &mailbox, msg).await {
-                    Handled::Continue => {}
-                    Handled::Stop(reason) => break reason,
+                run_hook(mailbox, state.handle(&mut ctx, msg)).await
+            }
+            Next::Message(Item::Exit { from, reason }) => {
+                run_hook(mailbox, state.handle_exit(&mut ctx, from, reason)).await
+            }
+            Next::Message(Item::Down(down)) => {
+                if !ctx.forget_monitor(&down.monitor) {
+                    continue; // demonitored: rule 3 of `link.rs`
+                }
+                run_hook(mailbox, state.handle_down(&mut ctx, down)).await
+            }
+        };
+        match handled {
+            Handled::Stop(reason) => break reason,
+            Handled::Continue => {
+                if let Some(reason) = ctx.take_stop() {
+                    break reason;
                 }
             }
         }
@@ -230,8 +235,7 @@ pub(crate) async fn drive<P: Process>(
     let reason = if reason == ExitReason::Killed {
         reason
     } else {
-        let hook = CatchUnwind(state.terminate(&mut ctx, &reason)).await;
-        match hook {
+        match CatchUnwind(state.terminate(&mut ctx, &reason)).await {
             Ok(()) => reason,
             Err(panic) => {
                 tracing::warn!(%pid, %panic, "terminate hook panicked");
@@ -239,16 +243,19 @@ pub(crate) async fn drive<P: Process>(
             }
         }
     };
+    // Timers die with their owner, before anybody hears of the exit.
+    drop(ctx);
     if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(state))) {
         tracing::warn!(%pid, panic = %panic_message(&*panic), "dropping process state panicked");
     }
-    shard.exit(pid, &*mailbox, reason);
+    shard.exit(pid, &cell, reason);
 }
 
-/// Runs `init` for a freshly inserted process, catching panics.
-pub(crate) fn run_init<P: Process>(state: &mut P, pid: Pid) -> Result<(), ExitReason> {
-    let mut ctx = Context::<P>::new(pid);
-    match catch_unwind(AssertUnwindSafe(|| state.init(&mut ctx))) {
+/// Runs `init` for a freshly inserted process, catching panics. Links,
+/// monitors and timers made by `init` live in `ctx`, which the process's
+/// task then takes over.
+pub(crate) fn run_init<P: Process>(state: &mut P, ctx: &mut Context<P>) -> Result<(), ExitReason> {
+    match catch_unwind(AssertUnwindSafe(|| state.init(ctx))) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(ExitReason::Error(e.to_string())),
         Err(panic) => Err(ExitReason::Panicked(panic_message(&*panic))),

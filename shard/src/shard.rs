@@ -24,11 +24,12 @@ use crate::envelope::Envelope;
 use crate::exit::ExitReason;
 use crate::gen_slab::GenSlab;
 use crate::pid::{Pid, ShardId};
-use crate::reply::{ReplySlot, ReplyTo};
+use crate::registry::Names;
+use crate::reply::ReplySlot;
 use crate::runtime::Shared;
+use crate::stats::{add, bump, Counters, ShardStats};
+use crate::table::{Entry, Signal};
 use corelet_cross_shard::{Consumer, Producer};
-use corelet_mailbox::Mailbox;
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -44,93 +45,6 @@ pub(crate) const BATCH: usize = 16;
 /// Most envelopes taken from one inbound source per pump round, so that a
 /// flooding peer cannot starve the shard's processes.
 const DRAIN_LIMIT: usize = 4096;
-
-/// System signals, delivered ahead of user messages.
-#[derive(Debug)]
-pub(crate) enum Signal {
-    /// Stop after the current message; run the terminate hook.
-    Terminate(ExitReason),
-    /// Stop at once, even mid-handler; skip the terminate hook.
-    Kill,
-}
-
-/// The type-erased side of a process's mailbox, as the table sees it.
-pub(crate) trait AnyMailbox {
-    fn as_any(&self) -> &dyn Any;
-    fn signal(&self, signal: Signal) -> Result<(), Signal>;
-    /// Drops everything queued, returning how many user messages that was.
-    /// Leaves the registered waker alone (see [`Shard::abandon`]).
-    fn discard(&self) -> usize;
-}
-
-impl<M: 'static> AnyMailbox for Mailbox<M, Signal> {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn signal(&self, signal: Signal) -> Result<(), Signal> {
-        self.push_signal(signal)
-    }
-    fn discard(&self) -> usize {
-        let mut messages = 0;
-        while let Some(next) = self.try_next() {
-            if matches!(next, corelet_mailbox::Next::Message(_)) {
-                messages += 1;
-            }
-            drop(next); // no borrow held: may run a reply handle's drop
-        }
-        messages
-    }
-}
-
-/// A process's control block in the table.
-pub(crate) struct Entry {
-    pub(crate) mailbox: Rc<dyn AnyMailbox>,
-    pub(crate) waiters: Vec<ReplyTo<Option<ExitReason>>>,
-}
-
-/// Per-shard counters. Plain `Cell`s: only the shard thread writes or reads
-/// them; other threads ask the shard for a [`ShardStats`] snapshot.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) spawned: Cell<u64>,
-    pub(crate) exited: Cell<u64>,
-    pub(crate) messages: Cell<u64>,
-    pub(crate) dead_letters: Cell<u64>,
-    pub(crate) cross_sent: Cell<u64>,
-    pub(crate) cross_received: Cell<u64>,
-    pub(crate) late_replies: Cell<u64>,
-    pub(crate) wakeups_sent: Cell<u64>,
-}
-
-fn bump(c: &Cell<u64>) {
-    c.set(c.get() + 1);
-}
-
-/// A snapshot of one shard's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ShardStats {
-    /// The shard.
-    pub shard: u16,
-    /// Processes alive now.
-    pub alive: u64,
-    /// Processes spawned (successful `init`) since the shard started.
-    pub spawned: u64,
-    /// Processes that exited.
-    pub exited: u64,
-    /// User messages handled.
-    pub messages: u64,
-    /// Messages (and signals) addressed to dead, stale or unknown pids, or
-    /// left in a mailbox when its process exited.
-    pub dead_letters: u64,
-    /// Envelopes this shard pushed to other shards.
-    pub cross_sent: u64,
-    /// Envelopes this shard received from other shards and outside threads.
-    pub cross_received: u64,
-    /// Replies that arrived after their asker gave up (timeout, drop).
-    pub late_replies: u64,
-    /// Doorbell notifications this shard sent to sleeping shards.
-    pub wakeups_sent: u64,
-}
 
 /// This shard's producer end towards one other shard.
 pub(crate) struct Outbox {
@@ -168,6 +82,8 @@ pub(crate) struct Shard {
     pub(crate) id: ShardId,
     pub(crate) shared: Arc<Shared>,
     pub(crate) procs: RefCell<GenSlab<Entry>>,
+    /// This shard's part of the name registry.
+    pub(crate) names: RefCell<Names>,
     pub(crate) replies: RefCell<GenSlab<ReplySlot>>,
     outboxes: RefCell<Vec<Option<Outbox>>>,
     inboxes: RefCell<Vec<Consumer<Envelope>>>,
@@ -227,6 +143,7 @@ pub(crate) fn with_pid<T>(pid: Pid, f: impl FnOnce() -> T) -> T {
 /// Wraps a process's task so that [`current_pid`] names it while it runs.
 pub(crate) struct WithPid<F> {
     pub(crate) pid: Pid,
+    pub(crate) span: tracing::Span,
     pub(crate) inner: F,
 }
 
@@ -236,6 +153,7 @@ impl<F: Future> Future for WithPid<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: structural pin projection; `inner` is never moved out.
         let this = unsafe { self.get_unchecked_mut() };
+        let _entered = this.span.enter();
         let previous = CURRENT_PID.with(|c| c.replace(Some(this.pid)));
         // SAFETY: `this` came from a pinned reference and `inner` is not
         // moved for the rest of its life.
@@ -257,6 +175,7 @@ impl Shard {
             id,
             shared,
             procs: RefCell::new(GenSlab::new()),
+            names: RefCell::new(Names::default()),
             replies: RefCell::new(GenSlab::new()),
             outboxes: RefCell::new(
                 outboxes
@@ -300,100 +219,9 @@ impl Shard {
     }
 
     pub(crate) fn stats(&self) -> ShardStats {
-        let c = &self.counters;
-        ShardStats {
-            shard: self.id.0,
-            alive: self.procs.borrow().len() as u64,
-            spawned: c.spawned.get(),
-            exited: c.exited.get(),
-            messages: c.messages.get(),
-            dead_letters: c.dead_letters.get(),
-            cross_sent: c.cross_sent.get(),
-            cross_received: c.cross_received.get(),
-            late_replies: c.late_replies.get(),
-            wakeups_sent: c.wakeups_sent.get(),
-        }
-    }
-
-    /// Delivers a message to a process of this shard.
-    #[inline]
-    pub(crate) fn deliver<M: 'static>(&self, pid: Pid, msg: M) -> Result<(), crate::SendError<M>> {
-        let procs = self.procs.borrow();
-        let Some(entry) = procs.get(pid.slot(), pid.generation()) else {
-            drop(procs);
-            self.count_dead_letter();
-            return Err(crate::SendError::NoProcess(msg));
-        };
-        let Some(mailbox) = entry.mailbox.as_any().downcast_ref::<Mailbox<M, Signal>>() else {
-            drop(procs);
-            self.count_dead_letter();
-            return Err(crate::SendError::WrongType(msg));
-        };
-        // `push` only wakes a glommio task (it runs no user code), so the
-        // table borrow may be held across it.
-        match mailbox.push(msg) {
-            Ok(()) => Ok(()),
-            Err(msg) => {
-                drop(procs);
-                self.count_dead_letter();
-                Err(crate::SendError::NoProcess(msg))
-            }
-        }
-    }
-
-    /// Sends a signal to a process of this shard.
-    pub(crate) fn signal(&self, pid: Pid, signal: Signal) -> Result<(), Signal> {
-        let procs = self.procs.borrow();
-        match procs.get(pid.slot(), pid.generation()) {
-            Some(entry) => entry.mailbox.signal(signal),
-            None => Err(signal),
-        }
-    }
-
-    /// Registers `waiter` to learn `pid`'s exit reason, or answers at once
-    /// with `NoProcess` if `pid` is not alive here.
-    pub(crate) fn add_waiter(&self, pid: Pid, waiter: ReplyTo<Option<ExitReason>>) {
-        let rejected = {
-            let mut procs = self.procs.borrow_mut();
-            match procs.get_mut(pid.slot(), pid.generation()) {
-                Some(entry) => {
-                    entry.waiters.push(waiter);
-                    None
-                }
-                None => Some(waiter),
-            }
-        };
-        if let Some(waiter) = rejected {
-            waiter.send(None);
-        }
-    }
-
-    /// The last step of a process's life, run by its own task: close the
-    /// mailbox, free the slot (bumping its generation), then tell waiters.
-    pub(crate) fn exit<M: 'static>(
-        &self,
-        pid: Pid,
-        mailbox: &Mailbox<M, Signal>,
-        reason: ExitReason,
-    ) {
-        let leftovers = mailbox.close();
-        let entry = self.procs.borrow_mut().remove(pid.slot(), pid.generation());
-        let entry = entry.expect("a process's slot is freed only by its own task");
-        bump(&self.counters.exited);
-        let dead = leftovers.messages.len() as u64;
-        self.counters
-            .dead_letters
-            .set(self.counters.dead_letters.get() + dead);
-        tracing::debug!(%pid, %reason, "process exited");
-        // Dropped here, outside every borrow: undelivered requests tell
-        // their askers that no reply is coming.
-        drop(leftovers);
-        for waiter in entry.waiters {
-            waiter.send(Some(reason.clone()));
-        }
-        if self.stopping.get() && self.procs.borrow().len() == 0 {
-            self.wake_pump();
-        }
+        let alive = self.procs.borrow().len() as u64;
+        let names = self.names.borrow().len() as u64;
+        self.counters.snapshot(self.id.0, alive, names)
     }
 
     /// Pushes an envelope towards shard `to`.
@@ -498,9 +326,7 @@ impl Shard {
                 if !outbox.overflow.is_empty() {
                     if outbox.producer.is_abandoned() {
                         let lost = outbox.overflow.len() as u64;
-                        self.counters
-                            .dead_letters
-                            .set(self.counters.dead_letters.get() + lost);
+                        add(&self.counters.dead_letters, lost);
                         // Dropped below, outside the borrow.
                         to_drop_later(&mut outbox.overflow);
                     } else {
@@ -533,9 +359,7 @@ impl Shard {
             }
         }
         let n = batch.len();
-        self.counters
-            .cross_received
-            .set(self.counters.cross_received.get() + n as u64);
+        add(&self.counters.cross_received, n as u64);
         for env in batch.drain(..) {
             env.run(self);
         }
@@ -653,10 +477,8 @@ impl Shard {
         for (slot, generation) in keys {
             let entry = self.procs.borrow_mut().remove(slot, generation);
             if let Some(entry) = entry {
-                let lost = entry.mailbox.discard() as u64;
-                self.counters
-                    .dead_letters
-                    .set(self.counters.dead_letters.get() + lost);
+                let lost = entry.cell.discard() as u64;
+                add(&self.counters.dead_letters, lost);
                 drop(entry); // its waiters learn that no exit reason is coming
             }
         }
