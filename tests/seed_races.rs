@@ -10,7 +10,11 @@ use corelet::Runtime;
 use scenarios::{Fixture, SCENARIOS};
 
 fn run(shards: usize, iterations: usize, storm: usize) {
-    let rt = Runtime::builder().shards(shards).pin(false).build().unwrap();
+    let rt = Runtime::builder()
+        .shards(shards)
+        .pin(false)
+        .build()
+        .unwrap();
     let mut fx = Fixture::new(rt, storm).unwrap();
     for i in 0..iterations {
         for (name, scenario) in SCENARIOS {

@@ -154,7 +154,8 @@ impl Fixture {
 
     fn one_shot(&mut self) -> impl FnOnce() -> OneShot + Send + 'static {
         self.round += 1;
-        let (notify, stop_itself, tally) = (self.terminator, self.round % 2 == 0, self.tally.clone());
+        let (notify, stop_itself, tally) =
+            (self.terminator, self.round % 2 == 0, self.tally.clone());
         move || OneShot {
             notify,
             stop_itself,
@@ -168,7 +169,9 @@ impl Fixture {
             return Err(format!("unexpected exit reason {reason}"));
         }
         if (hooks, drops) != (1, 1) {
-            return Err(format!("terminate hook ran {hooks}×, state dropped {drops}× (want 1, 1)"));
+            return Err(format!(
+                "terminate hook ran {hooks}×, state dropped {drops}× (want 1, 1)"
+            ));
         }
         Ok(())
     }
@@ -264,14 +267,17 @@ pub struct Observer {
     downs: Vec<(Pid, ExitReason)>,
 }
 
+/// What an [`Observer`] saw: (exit signals, downs), as (pid, reason).
+pub type Seen = (Vec<(Pid, ExitReason)>, Vec<(Pid, ExitReason)>);
+
 /// Messages of [`Observer`]; each answers once its request is sent.
 pub enum ObserverMsg {
     /// Link to the pid.
     Link(Pid, ReplyTo<()>),
     /// Monitor the pid.
     Monitor(Pid, ReplyTo<()>),
-    /// Hand over (and forget) what was seen: (exit signals, downs).
-    Seen(ReplyTo<(Vec<(Pid, ExitReason)>, Vec<(Pid, ExitReason)>)>),
+    /// Hand over (and forget) what was seen.
+    Seen(ReplyTo<Seen>),
 }
 
 impl Process for Observer {
@@ -290,9 +296,10 @@ impl Process for Observer {
                 ctx.monitor(pid);
                 done.send(());
             }
-            ObserverMsg::Seen(reply) => {
-                reply.send((std::mem::take(&mut self.exits), std::mem::take(&mut self.downs)))
-            }
+            ObserverMsg::Seen(reply) => reply.send((
+                std::mem::take(&mut self.exits),
+                std::mem::take(&mut self.downs),
+            )),
         }
         Ok(())
     }
@@ -305,7 +312,11 @@ impl Process for Observer {
         self.exits.push((from, reason));
         Ok(())
     }
-    async fn handle_down(&mut self, _ctx: &mut Context<Self>, down: corelet::Down) -> HandlerResult {
+    async fn handle_down(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        down: corelet::Down,
+    ) -> HandlerResult {
         self.downs.push((down.pid, down.reason));
         Ok(())
     }
@@ -320,7 +331,10 @@ const NAME: &str = "seed-races/aba";
 pub fn name_aba(fx: &mut Fixture) -> Result<(), String> {
     let (a, observer) = (fx.a, fx.observer);
     fx.rt
-        .block_on(fx.b, move || async move { name_aba_on_b(a, observer).await })
+        .block_on(
+            fx.b,
+            move || async move { name_aba_on_b(a, observer).await },
+        )
         .map_err(err)?
 }
 
@@ -328,8 +342,14 @@ async fn name_aba_on_b(a: ShardId, observer: Addr<Observer>) -> Result<(), Strin
     let old = corelet::spawn_on(a, Named::default).await.map_err(err)?;
     corelet::register(NAME, old.pid()).await.map_err(err)?;
     let watch = |pid: Pid| async move {
-        observer.ask(|r| ObserverMsg::Link(pid, r)).await.map_err(err)?;
-        observer.ask(|r| ObserverMsg::Monitor(pid, r)).await.map_err(err)
+        observer
+            .ask(|r| ObserverMsg::Link(pid, r))
+            .await
+            .map_err(err)?;
+        observer
+            .ask(|r| ObserverMsg::Monitor(pid, r))
+            .await
+            .map_err(err)
     };
     watch(old.pid()).await?;
     for _ in 0..4 {
@@ -357,18 +377,27 @@ async fn name_aba_on_b(a: ShardId, observer: Addr<Observer>) -> Result<(), Strin
     // Everything above went B → A before this ask, so it has all arrived.
     let hits = new.ask(NamedMsg::Hits).await.map_err(err)?;
     if hits != 0 {
-        return Err(format!("new incarnation received {hits} messages meant for the old one"));
+        return Err(format!(
+            "new incarnation received {hits} messages meant for the old one"
+        ));
     }
     let holder = corelet::whereis(NAME).await.map_err(err)?;
     if holder != Some(new.pid()) {
         return Err(format!("name held by {holder:?}, want {}", new.pid()));
     }
     let (exits, downs) = observer.ask(ObserverMsg::Seen).await.map_err(err)?;
-    if let Some((pid, _)) = exits.iter().chain(&downs).find(|(pid, _)| *pid != old.pid()) {
+    if let Some((pid, _)) = exits
+        .iter()
+        .chain(&downs)
+        .find(|(pid, _)| *pid != old.pid())
+    {
         return Err(format!("observer heard of {pid}, which it never watched"));
     }
     if downs.len() != 3 {
-        return Err(format!("{} downs for 3 monitors of the old incarnation", downs.len()));
+        return Err(format!(
+            "{} downs for 3 monitors of the old incarnation",
+            downs.len()
+        ));
     }
     let done = corelet::wait(new.pid());
     corelet::terminate(new.pid()).map_err(err)?;
@@ -453,8 +482,8 @@ pub fn storm(fx: &mut Fixture) -> Result<(), String> {
             let rt = fx.rt.clone();
             let pids = pids.clone();
             Box::new(move || {
-            // And an outside thread, terminating every 32nd process (each call
-            // blocks until the owning shard answers).
+                // And an outside thread, terminating every 32nd process (each call
+                // blocks until the owning shard answers).
                 for pid in pids.iter().step_by(32) {
                     let _ = rt.terminate(*pid);
                 }
@@ -465,12 +494,19 @@ pub fn storm(fx: &mut Fixture) -> Result<(), String> {
     for (watch, addr) in watches.into_iter().zip(&addrs) {
         match watch.wait() {
             Ok(ExitReason::Shutdown) => {}
-            other => return Err(format!("{}: waiter got {other:?}, want Ok(Shutdown)", addr.pid())),
+            other => {
+                return Err(format!(
+                    "{}: waiter got {other:?}, want Ok(Shutdown)",
+                    addr.pid()
+                ))
+            }
         }
     }
     let alive: u64 = fx.rt.stats().map_err(err)?.iter().map(|s| s.alive).sum();
     if alive != FIXTURE_PROCESSES {
-        return Err(format!("{alive} processes alive after the storm, want {FIXTURE_PROCESSES}"));
+        return Err(format!(
+            "{alive} processes alive after the storm, want {FIXTURE_PROCESSES}"
+        ));
     }
     Ok(())
 }
@@ -525,8 +561,11 @@ impl Workers {
 /// Processes the fixture itself keeps alive (terminator, waiter, observer).
 const FIXTURE_PROCESSES: u64 = 3;
 
+/// A scenario: `Err` describes what went wrong.
+pub type Scenario = fn(&mut Fixture) -> Result<(), String>;
+
 /// Every scenario, by name.
-pub const SCENARIOS: [(&str, fn(&mut Fixture) -> Result<(), String>); 5] = [
+pub const SCENARIOS: [(&str, Scenario); 5] = [
     ("latch, path 1 (outside waiter)", latch_outside),
     ("latch, path 2 (waiter on the shard)", latch_on_shard),
     ("name ABA", name_aba),

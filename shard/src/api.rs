@@ -185,7 +185,8 @@ pub async fn unregister(name: impl Into<String>) -> Result<Option<Pid>, Error> {
 }
 
 /// Stops `pid` at once, even mid-handler (the handler future is dropped);
-/// the terminate hook does not run; the reason is [`ExitReason::Killed`].
+/// the terminate hook does not run (one already running is cut short); the
+/// reason is [`ExitReason::Killed`].
 pub fn kill(pid: Pid) -> Result<(), Error> {
     here()?.signal_from(pid, Signal::Kill)
 }

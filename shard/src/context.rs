@@ -18,9 +18,10 @@ use std::time::Duration;
 pub struct Context<P> {
     pid: Pid,
     stop: Option<ExitReason>,
-    /// Ids of this process's monitors that have not delivered their `Down`
-    /// and were not demonitored.
-    monitors: Vec<u64>,
+    /// This process's monitors that have not delivered their `Down` and
+    /// were not demonitored. Cancelled on the targets' side when the
+    /// context is dropped (the process exited).
+    monitors: Vec<MonitorRef>,
     next_monitor: u64,
     timers: Timers,
     _process: PhantomData<fn() -> P>,
@@ -99,7 +100,7 @@ impl<P: Process> Context<P> {
     pub fn monitor(&mut self, pid: Pid) -> MonitorRef {
         let monitor = MonitorRef::new(self.pid, pid, self.next_monitor);
         self.next_monitor += 1;
-        self.monitors.push(monitor_id(&monitor));
+        self.monitors.push(monitor);
         self.here().monitor(monitor);
         monitor
     }
@@ -117,8 +118,7 @@ impl<P: Process> Context<P> {
 
     /// Forgets a monitor; `true` if it was still active.
     pub(crate) fn forget_monitor(&mut self, monitor: &MonitorRef) -> bool {
-        let id = monitor_id(monitor);
-        match self.monitors.iter().position(|m| *m == id) {
+        match self.monitors.iter().position(|m| m == monitor) {
             Some(i) => {
                 self.monitors.swap_remove(i);
                 true
@@ -185,7 +185,18 @@ impl<P: Process> Context<P> {
     }
 }
 
-/// Ids are unique per watcher, and a context only holds its own.
-fn monitor_id(monitor: &MonitorRef) -> u64 {
-    monitor.raw_id()
+impl<P> Drop for Context<P> {
+    /// The process exited: its monitors that are still active are dropped
+    /// on their targets' side too, so that a long-lived target does not keep
+    /// (and eventually send `Down`s for) monitors of dead watchers.
+    fn drop(&mut self) {
+        if self.monitors.is_empty() {
+            return;
+        }
+        if let Some(shard) = current() {
+            for monitor in self.monitors.drain(..) {
+                shard.demonitor(monitor);
+            }
+        }
+    }
 }

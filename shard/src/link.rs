@@ -58,10 +58,6 @@ impl MonitorRef {
     pub fn target(&self) -> Pid {
         self.target
     }
-
-    pub(crate) fn raw_id(&self) -> u64 {
-        self.id
-    }
 }
 
 /// A monitored process exited (or never existed: `reason` is `NoProcess`).
@@ -138,6 +134,11 @@ impl Shard {
             if !links.contains(&to) {
                 links.push(to);
             }
+        }
+        if to.shard().index() >= self.shared.shards.len() {
+            // Rule 4: no shard owns `to`, so it names no process.
+            self.send_link_exit(from, to, ExitReason::NoProcess);
+            return;
         }
         self.on_owner(to, move |s| s.accept_link(to, from));
     }
@@ -226,6 +227,15 @@ impl Shard {
 
     /// Asks `monitor.target`'s shard to watch it for `monitor.watcher`.
     pub(crate) fn monitor(&self, monitor: MonitorRef) {
+        if monitor.target.shard().index() >= self.shared.shards.len() {
+            // Rule 4: no shard owns the target, so it names no process.
+            self.send_down(Down {
+                monitor,
+                pid: monitor.target,
+                reason: ExitReason::NoProcess,
+            });
+            return;
+        }
         self.on_owner(monitor.target, move |s| s.accept_monitor(monitor));
     }
 
@@ -252,6 +262,9 @@ impl Shard {
 
     /// Drops the target's side of a monitor (the watcher already forgot it).
     pub(crate) fn demonitor(&self, monitor: MonitorRef) {
+        if monitor.target.shard().index() >= self.shared.shards.len() {
+            return; // no shard holds it
+        }
         self.on_owner(monitor.target, move |s| {
             let target = monitor.target;
             let mut procs = s.procs.borrow_mut();

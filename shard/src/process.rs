@@ -92,6 +92,8 @@ pub trait Process: Sized + 'static {
     /// Runs exactly once when the process stops for any reason but
     /// [`ExitReason::Killed`] (and a failed `init`), on the owning shard,
     /// before the state is dropped and before anybody observes the exit.
+    /// A kill while it runs cuts it short (its future is dropped) and the
+    /// process exits with `Killed`.
     fn terminate(
         &mut self,
         ctx: &mut Context<Self>,
@@ -205,6 +207,11 @@ pub(crate) async fn drive<P: Process>(
         let handled = match mailbox.next().await {
             Next::Signal(Signal::Terminate(reason)) => break reason,
             Next::Signal(Signal::Kill) => break ExitReason::Killed,
+            Next::Signal(Signal::ShutdownAfter(mark)) => {
+                drain_until.get_or_insert(mark);
+                continue;
+            }
+            // Not stamped (never happens: `ProcCell::signal` stamps it).
             Next::Signal(Signal::Shutdown) => {
                 drain_until.get_or_insert(mailbox.pushed());
                 continue;
@@ -235,12 +242,20 @@ pub(crate) async fn drive<P: Process>(
     let reason = if reason == ExitReason::Killed {
         reason
     } else {
-        match CatchUnwind(state.terminate(&mut ctx, &reason)).await {
-            Ok(()) => reason,
-            Err(panic) => {
+        // Interruptible like any hook: a kill stops a terminate hook that
+        // hangs (this is what the shutdown grace period relies on).
+        let hook = async {
+            state.terminate(&mut ctx, &reason).await;
+            Ok(())
+        };
+        match run_hook(mailbox, hook).await {
+            Handled::Continue => reason,
+            Handled::Stop(ExitReason::Panicked(panic)) => {
                 tracing::warn!(%pid, %panic, "terminate hook panicked");
                 ExitReason::Panicked(panic)
             }
+            // `Killed`: the hook was cut short.
+            Handled::Stop(other) => other,
         }
     };
     // Timers die with their owner, before anybody hears of the exit.

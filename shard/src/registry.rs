@@ -14,6 +14,9 @@
 //! release sent by an old incarnation can never remove the name from a new
 //! one — the libprocess garbage-collector ABA cannot happen here.
 //!
+//! `whereis(name)` answers only with a live holder: a holder found on Y is
+//! confirmed alive on its own shard first (same race as below).
+//!
 //! A claim for a name held by another pid may race with that holder's exit:
 //! the waiter that learned of the exit can re-register before the holder's
 //! release reaches Y (they travel different rings). Y therefore probes the
@@ -83,6 +86,12 @@ impl Shard {
     /// Starts `register(name, pid)` from this shard; `answer` gets the
     /// outcome.
     pub(crate) fn register(&self, name: String, pid: Pid, answer: Answer) {
+        if pid.shard().index() >= self.shared.shards.len() {
+            // No shard owns it, so it names no process (and a claim for it
+            // could never be attached, probed or released).
+            answer.send(Err(RegistryError::NoProcess(pid)));
+            return;
+        }
         let owner = self.name_owner(&name);
         self.on_shard_rc(owner, move |s| s.claim(name, pid, answer));
     }
@@ -92,7 +101,7 @@ impl Shard {
         let holder = self.names.borrow().map.get(&name).copied();
         match holder {
             None => self.grant(name, pid, answer),
-            Some(h) if h == pid => answer.send(Ok(())),
+            Some(h) if h == pid => self.confirm(pid, answer),
             Some(h) => {
                 // Is the holder still alive? Ask its shard.
                 let (probe, alive) = self.reply_slot::<bool>();
@@ -103,13 +112,26 @@ impl Shard {
                     let now = me.names.borrow().map.get(&name).copied();
                     match now {
                         None => me.grant(name, pid, answer),
-                        Some(cur) if cur == pid => answer.send(Ok(())),
+                        Some(cur) if cur == pid => me.confirm(pid, answer),
                         Some(cur) if cur == h && !alive => me.grant(name, pid, answer),
                         Some(cur) => answer.send(Err(RegistryError::Taken(cur))),
                     }
                 });
             }
         }
+    }
+
+    /// On the name's shard, which maps the name to `pid` already: `Ok` if
+    /// `pid` is alive. The entry may be stale (`pid` exited, or its
+    /// `attach` failed, and the release is on its way), so ask pid's shard.
+    fn confirm(&self, pid: Pid, answer: Answer) {
+        self.on_owner(pid, move |s| {
+            answer.send(if s.is_alive(pid) {
+                Ok(())
+            } else {
+                Err(RegistryError::NoProcess(pid))
+            })
+        });
     }
 
     /// On the name's shard: record the claim, then attach on pid's shard.
@@ -152,11 +174,20 @@ impl Shard {
     }
 
     /// Looks `name` up from this shard.
+    ///
+    /// A holder's release may still be on its way to the name's shard when
+    /// somebody who already learned of the holder's exit (a waiter, a
+    /// monitor, a failed `register`) looks the name up. So a holder found
+    /// here is confirmed alive on its own shard, which freed its slot before
+    /// telling anybody: whoever knows of the exit never gets the dead pid.
     pub(crate) fn whereis(&self, name: String, answer: ReplyTo<Option<Pid>>) {
         let owner = self.name_owner(&name);
         self.on_shard(owner, move |s| {
-            let pid = s.names.borrow().map.get(&name).copied();
-            answer.send(pid)
+            let holder = s.names.borrow().map.get(&name).copied();
+            match holder {
+                None => answer.send(None),
+                Some(h) => s.on_owner(h, move |there| answer.send(there.is_alive(h).then_some(h))),
+            }
         });
     }
 

@@ -74,7 +74,9 @@ pub struct ShardStats {
     pub shard: u16,
     /// Processes alive now.
     pub alive: u64,
-    /// Processes spawned (successful `init`) since the shard started.
+    /// Processes spawned since the shard started, including those whose
+    /// `init` failed (each of those also counts as an exit under its
+    /// reason), so that `spawned - exited == alive`.
     pub spawned: u64,
     /// Processes that exited (the sum of `exits`).
     pub exited: u64,
