@@ -5,7 +5,7 @@ use crate::error::{AskError, SendError};
 use crate::pid::Pid;
 use crate::process::Process;
 use crate::reply::{Reply, ReplyTo};
-use crate::shard::{with_current, OutboxState, Priority, Shard};
+use crate::shard::{with_current_or, OutboxState, Priority, Shard};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -104,24 +104,30 @@ impl<P: Process> Addr<P> {
     where
         P::Msg: Send,
     {
-        match crate::shard::current() {
-            Some(here) => route(&here, self.pid, msg, Priority::User),
-            None => Err(SendError::NotInRuntime(msg)),
-        }
+        let pid = self.pid;
+        with_current_or(
+            msg,
+            |here, msg| route(here, pid, msg, Priority::User),
+            |msg| Err(SendError::NotInRuntime(msg)),
+        )
     }
 
     /// Fire-and-forget to a process on the *current* shard; the message
     /// need not be `Send`. Same-shard delivery allocates nothing and uses
     /// no atomics.
     pub fn tell_local(&self, msg: P::Msg) -> Result<(), SendError<P::Msg>> {
-        let shard = with_current(|here| here.id);
-        match shard {
-            Some(id) if id == self.pid.shard() => {
-                with_current(|here| here.deliver(self.pid, msg)).expect("checked just above")
-            }
-            Some(_) => Err(SendError::NotLocal(msg)),
-            None => Err(SendError::NotInRuntime(msg)),
-        }
+        let pid = self.pid;
+        with_current_or(
+            msg,
+            |here, msg| {
+                if here.id == pid.shard() {
+                    here.deliver(pid, msg)
+                } else {
+                    Err(SendError::NotLocal(msg))
+                }
+            },
+            |msg| Err(SendError::NotInRuntime(msg)),
+        )
     }
 
     /// Like [`Addr::tell`], but waits for room instead of failing with

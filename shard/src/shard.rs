@@ -109,6 +109,20 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Shard>) -> R) -> Option<R> {
     CURRENT.with(|c| c.borrow().as_ref().map(f))
 }
 
+/// Runs `on_shard(shard, value)` on a shard thread, or `elsewhere(value)`:
+/// one thread-local access, and the value is handed back either way.
+#[inline]
+pub(crate) fn with_current_or<T, R>(
+    value: T,
+    on_shard: impl FnOnce(&Rc<Shard>, T) -> R,
+    elsewhere: impl FnOnce(T) -> R,
+) -> R {
+    CURRENT.with(|c| match c.borrow().as_ref() {
+        Some(shard) => on_shard(shard, value),
+        None => elsewhere(value),
+    })
+}
+
 /// This thread's shard, if any.
 pub(crate) fn current() -> Option<Rc<Shard>> {
     CURRENT.with(|c| c.borrow().clone())
