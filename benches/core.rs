@@ -7,7 +7,7 @@
 
 use corelet::{Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
 use criterion::{criterion_main, Criterion, Throughput};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Counts what it is told; answers with the count.
 #[derive(Default)]
