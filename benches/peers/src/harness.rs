@@ -206,26 +206,50 @@ pub struct ScalePoint {
     pub shards: usize,
     /// Whether the shards were pinned.
     pub pinned: bool,
-    /// Median ns per message, all senders together (one per shard, each
-    /// to the next shard's counter).
-    pub cross_ns: f64,
+    /// Median ns per message, all senders together, with disjoint pairs
+    /// (shard 2i sends to shard 2i + 1; see [`pairs`]).
+    pub pairs_ns: f64,
+    /// Median ns per message, all senders together, with every shard
+    /// sending to the next (see [`ring`]).
+    pub ring_ns: f64,
     /// Median skynet run, ns.
     pub skynet_ns: Option<f64>,
 }
 
 impl ScalePoint {
-    /// All senders together, in millions of messages per second.
-    pub fn cross_mmsgs(&self) -> f64 {
-        1e3 / self.cross_ns
+    /// Disjoint pairs, all senders together, in M messages per second.
+    pub fn pairs_mmsgs(&self) -> f64 {
+        1e3 / self.pairs_ns
     }
+
+    /// Every shard sending, all senders together, in M messages per second.
+    pub fn ring_mmsgs(&self) -> f64 {
+        1e3 / self.ring_ns
+    }
+}
+
+/// Disjoint one-way pairs: shard 2i sends to shard 2i + 1 (one shard:
+/// to itself). Two shards give the comparison's cross-shard tell.
+pub fn pairs(shards: usize) -> Vec<(usize, usize)> {
+    (0..shards)
+        .step_by(2)
+        .map(|i| (i, (i + 1) % shards))
+        .collect()
+}
+
+/// A ring: every shard sends to the next, so each both sends and
+/// receives.
+pub fn ring(shards: usize) -> Vec<(usize, usize)> {
+    (0..shards).map(|i| (i, (i + 1) % shards)).collect()
 }
 
 /// Shard counts of the scaling run.
 pub const SCALING_SHARDS: [usize; 4] = [1, 2, 4, 8];
 
-/// corelet on 1, 2, 4 and 8 shards: cross-shard tell (every shard sends
-/// `cross_tell` messages to the next) and skynet (in a child each round).
-/// Shards are pinned only if asked and there are enough cores.
+/// corelet on 1, 2, 4 and 8 shards: cross-shard tell over disjoint
+/// pairs and over a ring (each sender sends `cross_tell` messages), and
+/// skynet (in a child each round). Shards are pinned only if asked and
+/// there are enough cores.
 pub fn scaling(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<ScalePoint>> {
     let sizes = opts.sizes()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -235,10 +259,14 @@ pub fn scaling(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Sca
         let pinned = opts.pin && shards <= cores;
         progress(&format!("scaling: {shards} shards"));
         let rt = on_corelet::build(shards, pinned)?;
-        on_corelet::cross_tell_ring(&rt, sizes.warm_up().cross_tell)?;
-        let mut cross = Vec::new();
+        let (pairs, ring) = (pairs(shards), ring(shards));
+        on_corelet::cross_tell_routes(&rt, &pairs, sizes.warm_up().cross_tell)?;
+        let (mut by_pairs, mut by_ring) = (Vec::new(), Vec::new());
         for _ in 0..opts.rounds {
-            cross.push(on_corelet::cross_tell_ring(&rt, sizes.cross_tell)?.per_unit());
+            let t = on_corelet::cross_tell_routes(&rt, &pairs, sizes.cross_tell)?;
+            by_pairs.push(t.per_unit());
+            let t = on_corelet::cross_tell_routes(&rt, &ring, sizes.cross_tell)?;
+            by_ring.push(t.per_unit());
         }
         drop(rt);
         let mut skynet = Vec::new();
@@ -264,7 +292,8 @@ pub fn scaling(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Sca
         points.push(ScalePoint {
             shards,
             pinned,
-            cross_ns: median(&cross).unwrap_or(f64::NAN),
+            pairs_ns: median(&by_pairs).unwrap_or(f64::NAN),
+            ring_ns: median(&by_ring).unwrap_or(f64::NAN),
             skynet_ns: median(&skynet),
         });
     }
@@ -296,6 +325,24 @@ mod tests {
         let kinds = Kind::ALL;
         assert_eq!(order(&kinds, 1)[0], Kind::Actix);
         assert_eq!(order(&kinds, 4), kinds.to_vec());
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(pairs(1), vec![(0, 0)]);
+        assert_eq!(pairs(2), vec![(0, 1)]);
+        assert_eq!(pairs(8), vec![(0, 1), (2, 3), (4, 5), (6, 7)]);
+        assert_eq!(ring(2), vec![(0, 1), (1, 0)]);
+        assert_eq!(ring(1), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn corelet_scaling_routes_check_out() {
+        let rt = on_corelet::build(4, false).unwrap();
+        for routes in [pairs(4), ring(4)] {
+            let t = on_corelet::cross_tell_routes(&rt, &routes, 200).unwrap();
+            assert_eq!(t.units, 200 * routes.len() as u64);
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::Instant;
 const USAGE: &str = "\
 corelet-peers: corelet side by side with actix 0.13, ractor 0.16 and kameo 0.22
 
-usage: corelet-peers [--quick] [--json] [--pin] [--rounds N]
+usage: corelet-peers [--quick] [--json] [--pin] [--rounds N] [--sizes S]
                      [--only WORKLOAD,...] [--runtimes NAME,...]
        corelet-peers --scaling [--quick] [--json] [--pin]
        corelet-peers --report [--quick] [--pin] [--docs DIR]
@@ -29,6 +29,7 @@ usage: corelet-peers [--quick] [--json] [--pin] [--rounds N]
   --report     the comparison and the scaling run, then write DIR/benchmarks.md,
                benchmarks.svg, scaling.svg and benchmarks.json (DIR: docs/)
   --rounds N   measured rounds per runtime
+  --sizes S    size profile: full, quick or tiny (tiny: a smoke test, seconds)
   --only       workloads to run (names as in the JSON output)
   --runtimes   runtimes to run (corelet,actix,ractor,kameo)
 
@@ -67,6 +68,13 @@ fn parse(args: Vec<String>) -> Result<Cli> {
             "--scaling" => cli.scaling = true,
             "--report" => cli.report = true,
             "--docs" => cli.docs = PathBuf::from(value(&mut it, "--docs")?),
+            "--sizes" => {
+                let profile = value(&mut it, "--sizes")?;
+                if corelet_peers::Sizes::by_name(&profile).is_none() {
+                    return Err(BenchError(format!("no size profile {profile:?}")));
+                }
+                cli.opts.profile = profile;
+            }
             "--rounds" => {
                 cli.opts.rounds = value(&mut it, "--rounds")?
                     .parse()
@@ -129,6 +137,7 @@ fn child_main(args: &[String]) -> ExitCode {
 
 fn run(cli: &Cli) -> Result<()> {
     let started = Instant::now();
+    let load_at_start = report::load_average();
     let mut progress = |msg: &str| {
         eprintln!("[{:6.1} s] {msg}", started.elapsed().as_secs_f64());
     };
@@ -155,7 +164,7 @@ fn run(cli: &Cli) -> Result<()> {
     if cli.report {
         let points = harness::scaling(&cli.opts, &mut progress)?;
         print!("{}", report::scaling_text(&points, cores));
-        let info = RunInfo::collect(&cli.opts, &cli.args, started.elapsed());
+        let info = RunInfo::collect(&cli.opts, &cli.args, started.elapsed(), load_at_start);
         let written = report::write(&cli.docs, &info, &results, &points)?;
         for path in written {
             eprintln!("wrote {}", path.display());

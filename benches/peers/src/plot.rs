@@ -113,15 +113,23 @@ pub fn comparison(path: &Path, results: &Results) -> Result<()> {
     root.present().ctx("writing the plot")
 }
 
-/// One panel of the scaling plot: `value` against log2(shards).
+/// One line of a scaling panel: name, colour, points.
+type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
+
+/// One panel of the scaling plot: lines of a value against log2(shards).
 fn scaling_panel(
     area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     title: &str,
     y_desc: &str,
-    points: &[(f64, f64)],
+    lines: &[Line],
     cores: usize,
 ) -> Result<()> {
-    let top = points.iter().map(|p| p.1).fold(0.0f64, f64::max) * 1.15 + 1e-9;
+    let top = lines
+        .iter()
+        .flat_map(|l| l.2.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max)
+        * 1.25
+        + 1e-9;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(14)
@@ -142,60 +150,88 @@ fn scaling_panel(
         .x_label_formatter(&shards)
         .x_desc("shards")
         .y_desc(y_desc)
+        .light_line_style(WHITE)
         .label_style(("sans-serif", 14))
         .draw()
         .ctx("plot")?;
+    let grey = RGBColor(120, 120, 120);
     let core_x = (cores.max(1) as f64).log2();
     chart
-        .draw_series(LineSeries::new(
+        .draw_series(DashedLineSeries::new(
             [(core_x, 0.0), (core_x, top)],
-            RGBColor(150, 150, 150).stroke_width(1),
+            6,
+            4,
+            grey.stroke_width(2),
         ))
         .ctx("plot")?
-        .label(format!("{cores} cores"))
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], RGBColor(150, 150, 150)));
-    let red = colour(Kind::Corelet);
-    chart
-        .draw_series(LineSeries::new(points.iter().copied(), red.stroke_width(2)))
-        .ctx("plot")?
-        .label("corelet")
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], red.stroke_width(2)));
-    chart
-        .draw_series(points.iter().map(|p| Circle::new(*p, 4, red.filled())))
-        .ctx("plot")?;
+        .label(format!("{cores} cores: more shards share them"))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], grey.stroke_width(2)));
+    for (name, colour, points) in lines {
+        let c = *colour;
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            .ctx("plot")?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], c.stroke_width(2)));
+        chart
+            .draw_series(points.iter().map(|p| Circle::new(*p, 4, c.filled())))
+            .ctx("plot")?;
+    }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
-        .label_font(("sans-serif", 14))
+        .label_font(("sans-serif", 13))
         .draw()
         .ctx("plot")
 }
 
-/// Two panels: cross-shard tell throughput (all senders) and skynet time
-/// against the shard count, with the machine's core count marked.
+/// Two panels: cross-shard tell throughput (all senders; disjoint pairs
+/// and a ring) and skynet time against the shard count, with the
+/// machine's core count marked.
 pub fn scaling(path: &Path, points: &[ScalePoint], cores: usize) -> Result<()> {
     let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
     root.fill(&WHITE).ctx("plot")?;
     let panels = root.split_evenly((1, 2));
     let x = |p: &ScalePoint| (p.shards as f64).log2();
-    let cross: Vec<_> = points
-        .iter()
-        .filter(|p| p.cross_ns.is_finite())
-        .map(|p| (x(p), p.cross_mmsgs()))
-        .collect();
-    let skynet: Vec<_> = points
-        .iter()
-        .filter_map(|p| p.skynet_ns.map(|ns| (x(p), ns / 1e6)))
-        .collect();
+    let series = |f: &dyn Fn(&ScalePoint) -> f64| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .map(|p| (x(p), f(p)))
+            .filter(|(_, v)| v.is_finite())
+            .collect()
+    };
+    let cross = [
+        (
+            "pairs (one-way)",
+            colour(Kind::Corelet),
+            series(&|p| p.pairs_mmsgs()),
+        ),
+        (
+            "ring (every shard sends)",
+            RGBColor(148, 103, 189),
+            series(&|p| p.ring_mmsgs()),
+        ),
+    ];
+    let skynet = [(
+        "corelet",
+        colour(Kind::Corelet),
+        series(&|p| p.skynet_ns.map_or(f64::NAN, |ns| ns / 1e6)),
+    )];
     scaling_panel(
         &panels[0],
-        "cross-shard tell, every shard sending",
+        "corelet cross-shard tell",
         "M msg/s (all senders)",
         &cross,
         cores,
     )?;
-    scaling_panel(&panels[1], "skynet (1.1 M processes)", "ms", &skynet, cores)?;
+    scaling_panel(
+        &panels[1],
+        "corelet skynet (1.1 M processes)",
+        "ms",
+        &skynet,
+        cores,
+    )?;
     root.present().ctx("writing the plot")
 }

@@ -99,6 +99,16 @@ pub struct RunInfo {
     pub opts: Options,
     /// How long the whole run took.
     pub elapsed: Duration,
+    /// The load averages (1, 5, 15 min) when the run started and ended:
+    /// other work on the machine shows here.
+    pub load: (String, String),
+}
+
+/// The 1, 5 and 15 minute load averages from /proc/loadavg.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
@@ -123,8 +133,14 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
 }
 
 impl RunInfo {
-    /// Reads the machine's description and the repository's commit.
-    pub fn collect(opts: &Options, args: &[String], elapsed: Duration) -> RunInfo {
+    /// Reads the machine's description and the repository's commit;
+    /// `load_at_start` is [`load_average`] from when the run began.
+    pub fn collect(
+        opts: &Options,
+        args: &[String],
+        elapsed: Duration,
+        load_at_start: String,
+    ) -> RunInfo {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
@@ -173,6 +189,7 @@ impl RunInfo {
             command,
             opts: opts.clone(),
             elapsed,
+            load: (load_at_start, load_average()),
         }
     }
 }
@@ -259,19 +276,20 @@ pub fn why_missed(results: &Results, previous: &str) -> String {
 pub fn scaling_markdown(points: &[ScalePoint], cores: usize) -> String {
     let mut out = format!(
         "The machine has {cores} cores; shard counts above that share them \
-         (unpinned).\n\n\
-         | shards | pinned | cross-shard tell, all senders | per message | per sender | skynet |\n\
+         (unpinned). Throughput is of all senders together; \"per pair\" divides \
+         it by the number of pairs.\n\n\
+         | shards | pinned | pairs (one-way), all | per pair | ring (all send), all | skynet |\n\
          |---:|---|---:|---:|---:|---:|\n"
     );
     for p in points {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} M msg/s | {:.1} ns | {:.1} M msg/s | {} |",
+            "| {} | {} | {:.1} M msg/s | {:.1} M msg/s | {:.1} M msg/s | {} |",
             p.shards,
             if p.pinned { "yes" } else { "no" },
-            p.cross_mmsgs(),
-            p.cross_ns,
-            p.cross_mmsgs() / p.shards as f64,
+            p.pairs_mmsgs(),
+            p.pairs_mmsgs() / crate::harness::pairs(p.shards).len() as f64,
+            p.ring_mmsgs(),
             p.skynet_ns
                 .map_or("—".to_owned(), |ns| human(ns, crate::Unit::Ns)),
         );
@@ -282,18 +300,18 @@ pub fn scaling_markdown(points: &[ScalePoint], cores: usize) -> String {
 /// The scaling results as plain text.
 pub fn scaling_text(points: &[ScalePoint], cores: usize) -> String {
     let mut out = format!(
-        "corelet scaling on a {cores}-core machine (every shard sends to the next)\n\
-         {:>6} {:>6} {:>16} {:>10} {:>12}\n",
-        "shards", "pinned", "all senders", "per msg", "skynet"
+        "corelet scaling on a {cores}-core machine (throughput of all senders together)\n\
+         {:>6} {:>6} {:>18} {:>18} {:>12}\n",
+        "shards", "pinned", "pairs (one-way)", "ring (all send)", "skynet"
     );
     for p in points {
         let _ = writeln!(
             out,
-            "{:>6} {:>6} {:>10.1} M/s {:>7.1} ns {:>12}",
+            "{:>6} {:>6} {:>12.1} M/s {:>14.1} M/s {:>12}",
             p.shards,
             if p.pinned { "yes" } else { "no" },
-            p.cross_mmsgs(),
-            p.cross_ns,
+            p.pairs_mmsgs(),
+            p.ring_mmsgs(),
             p.skynet_ns
                 .map_or("—".to_owned(), |ns| human(ns, crate::Unit::Ns)),
         );
@@ -310,8 +328,10 @@ pub fn scaling_json(points: &[ScalePoint]) -> Vec<String> {
                 "scaling": "corelet",
                 "shards": p.shards,
                 "pinned": p.pinned,
-                "cross_tell_ns": p.cross_ns,
-                "cross_tell_mmsgs": p.cross_mmsgs(),
+                "pairs_ns": p.pairs_ns,
+                "pairs_mmsgs": p.pairs_mmsgs(),
+                "ring_ns": p.ring_ns,
+                "ring_mmsgs": p.ring_mmsgs(),
                 "skynet_ns": p.skynet_ns,
             })
             .to_string()
@@ -363,6 +383,8 @@ pub fn markdown(
          below. Everything but the lines of \"Why targets are missed\" is overwritten.\n\n\
          ## Where and how\n\n\
          - **Machine:** {cpu}, {cores} cores, {memory}, Linux {kernel}\n\
+         - **Load average** (1/5/15 min) at start {load0}, at end {load1} ({cores} would \
+         mean both cores busy with other work)\n\
          - **Toolchain:** {rustc}\n\
          - **Commit:** `{commit}`, {date}\n\
          - **This page:** `{command}` ({secs:.0} s)\n\
@@ -392,6 +414,8 @@ pub fn markdown(
         memory = info.memory,
         kernel = info.kernel,
         rustc = info.rustc,
+        load0 = info.load.0,
+        load1 = info.load.1,
         commit = info.commit,
         date = info.date,
         command = info.command,
@@ -415,8 +439,11 @@ pub fn markdown(
     page.push_str(&targets_markdown(results));
     page.push_str("\n## Scaling (corelet alone)\n\n");
     page.push_str(
-        "Cross-shard tell with every shard sending to a counter on the next shard (on one \
-         shard, to a counter on the same shard), and skynet spread over all shards.\n\n",
+        "Cross-shard tell two ways: disjoint one-way pairs (shard 2i sends to a counter on \
+         shard 2i + 1; two shards is the comparison's workload) and a ring (every shard sends \
+         to a counter on the next, so each shard both sends and receives); on one shard the \
+         counter is on the same shard. Skynet spreads the children of its top two levels \
+         over all shards.\n\n",
     );
     page.push_str(&scaling_markdown(points, info.cores));
     page.push_str("\n![corelet on 1, 2, 4 and 8 shards](scaling.svg)\n\n");
@@ -502,13 +529,15 @@ mod tests {
             ScalePoint {
                 shards: 1,
                 pinned: false,
-                cross_ns: 20.0,
+                pairs_ns: 20.0,
+                ring_ns: 20.0,
                 skynet_ns: Some(3e8),
             },
             ScalePoint {
                 shards: 2,
                 pinned: false,
-                cross_ns: 15.0,
+                pairs_ns: 15.0,
+                ring_ns: 40.0,
                 skynet_ns: None,
             },
         ];
@@ -516,6 +545,7 @@ mod tests {
             &Options::new(true),
             &["--report".into()],
             Duration::from_secs(1),
+            load_average(),
         );
         let written = write(&dir, &info, &r, &points).unwrap();
         let page = std::fs::read_to_string(&written[0]).unwrap();

@@ -326,20 +326,23 @@ fn cross_ask(rt: &Runtime, n: u64) -> Result<Timed> {
     })
 }
 
-/// Scaling: every shard runs a sender that sends `per_sender` messages
-/// (`send().await`) to a counter on the next shard (on one shard, to a
-/// counter on the same shard). Units: all messages of all senders.
-pub fn cross_tell_ring(rt: &Runtime, per_sender: u64) -> Result<Timed> {
-    let shards = rt.shard_count();
+/// Scaling: for each route `(from, to)` a sender on shard `from` sends
+/// `per_sender` messages (`send().await`) to a counter on shard `to`, all
+/// routes at once. Units: all messages of all senders.
+pub fn cross_tell_routes(
+    rt: &Runtime,
+    routes: &[(usize, usize)],
+    per_sender: u64,
+) -> Result<Timed> {
+    let routes = routes.to_vec();
     on(rt, 0, move || async move {
-        let mut senders = Vec::with_capacity(shards);
+        let mut senders = Vec::with_capacity(routes.len());
         let mut pids = Vec::new();
-        for i in 0..shards {
-            let next = ShardId(((i + 1) % shards) as u16);
-            let counter = corelet::spawn_on(next, Counter::default)
+        for &(from, to) in &routes {
+            let counter = corelet::spawn_on(ShardId(to as u16), Counter::default)
                 .await
                 .ctx("spawn_on")?;
-            let sender = corelet::spawn_on(ShardId(i as u16), move || Sender {
+            let sender = corelet::spawn_on(ShardId(from as u16), move || Sender {
                 to: counter,
                 wait_for_room: true,
             })
@@ -361,6 +364,6 @@ pub fn cross_tell_ring(rt: &Runtime, per_sender: u64) -> Result<Timed> {
         }
         let elapsed = started.elapsed();
         stop_all(pids).await?;
-        Ok(Timed::new(elapsed, per_sender * shards as u64))
+        Ok(Timed::new(elapsed, per_sender * routes.len() as u64))
     })
 }
