@@ -247,7 +247,8 @@ pub fn ring(shards: usize) -> Vec<(usize, usize)> {
 pub const SCALING_SHARDS: [usize; 4] = [1, 2, 4, 8];
 
 /// corelet on 1, 2, 4 and 8 shards: cross-shard tell over disjoint
-/// pairs and over a ring (each sender sends `cross_tell` messages), and
+/// pairs and over a ring (`cross_tell` messages in all, split evenly
+/// between the senders), and
 /// skynet (in a child each round). Shards are pinned only if asked and
 /// there are enough cores.
 pub fn scaling(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<ScalePoint>> {
@@ -260,12 +261,15 @@ pub fn scaling(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Sca
         progress(&format!("scaling: {shards} shards"));
         let rt = on_corelet::build(shards, pinned)?;
         let (pairs, ring) = (pairs(shards), ring(shards));
-        on_corelet::cross_tell_routes(&rt, &pairs, sizes.warm_up().cross_tell)?;
+        // The same number of messages in all, however many senders.
+        let each = |routes: &[(usize, usize)], total: u64| (total / routes.len() as u64).max(1);
+        let warm = sizes.warm_up().cross_tell;
+        on_corelet::cross_tell_routes(&rt, &pairs, each(&pairs, warm))?;
         let (mut by_pairs, mut by_ring) = (Vec::new(), Vec::new());
         for _ in 0..opts.rounds {
-            let t = on_corelet::cross_tell_routes(&rt, &pairs, sizes.cross_tell)?;
+            let t = on_corelet::cross_tell_routes(&rt, &pairs, each(&pairs, sizes.cross_tell))?;
             by_pairs.push(t.per_unit());
-            let t = on_corelet::cross_tell_routes(&rt, &ring, sizes.cross_tell)?;
+            let t = on_corelet::cross_tell_routes(&rt, &ring, each(&ring, sizes.cross_tell))?;
             by_ring.push(t.per_unit());
         }
         drop(rt);

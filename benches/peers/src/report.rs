@@ -442,7 +442,8 @@ pub fn markdown(
         "Cross-shard tell two ways: disjoint one-way pairs (shard 2i sends to a counter on \
          shard 2i + 1; two shards is the comparison's workload) and a ring (every shard sends \
          to a counter on the next, so each shard both sends and receives); on one shard the \
-         counter is on the same shard. Skynet spreads the children of its top two levels \
+         counter is on the same shard. The messages (as many as in the comparison's \
+         cross-shard tell) are split evenly between the senders. Skynet spreads the children of its top two levels \
          over all shards.\n\n",
     );
     page.push_str(&scaling_markdown(points, info.cores));
