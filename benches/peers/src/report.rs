@@ -102,6 +102,36 @@ pub struct RunInfo {
     /// The load averages (1, 5, 15 min) when the run started and ended:
     /// other work on the machine shows here.
     pub load: (String, String),
+    /// ns per blocking round trip between two plain threads (see
+    /// [`thread_round_trip_ns`]).
+    pub wake_ns: f64,
+}
+
+/// ns per round trip of a value between two threads over blocking std
+/// channels: the price of waking a parked thread, twice. A runtime whose
+/// threads park as soon as they are idle pays about this per
+/// cross-thread ask.
+pub fn thread_round_trip_ns(round_trips: u32) -> f64 {
+    use std::sync::mpsc::sync_channel;
+    let (to_echo, echo_in) = sync_channel::<u32>(1);
+    let (echo_out, back) = sync_channel::<u32>(1);
+    let echo = std::thread::spawn(move || {
+        while let Ok(v) = echo_in.recv() {
+            if echo_out.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    for i in 0..round_trips {
+        if to_echo.send(i).is_err() || back.recv() != Ok(i) {
+            break;
+        }
+    }
+    let ns = started.elapsed().as_nanos() as f64 / f64::from(round_trips.max(1));
+    drop(to_echo);
+    let _ = echo.join();
+    ns
 }
 
 /// The 1, 5 and 15 minute load averages from /proc/loadavg.
@@ -190,6 +220,7 @@ impl RunInfo {
             opts: opts.clone(),
             elapsed,
             load: (load_at_start, load_average()),
+            wake_ns: thread_round_trip_ns(10_000),
         }
     }
 }
@@ -385,6 +416,9 @@ pub fn markdown(
          - **Machine:** {cpu}, {cores} cores, {memory}, Linux {kernel}\n\
          - **Load average** (1/5/15 min) at start {load0}, at end {load1} ({cores} would \
          mean both cores busy with other work)\n\
+         - **Thread wake-up:** a blocking round trip between two plain threads (std \
+         channels) takes {wake:.1} µs here: about what a cross-thread ask costs when both \
+         sides park in the kernel as soon as they are idle\n\
          - **Toolchain:** {rustc}\n\
          - **Commit:** `{commit}`, {date}\n\
          - **This page:** `{command}` ({secs:.0} s)\n\
@@ -401,13 +435,18 @@ pub fn markdown(
          of the available memory; a runtime that hits it is left out and named below.\n\n\
          Runtimes: corelet with {pin} shards, one shard for local workloads and two for \
          cross-shard ones and skynet (skynet spreads the children of its top two levels over \
-         the shards); actix 0.13 on its `System` thread, plus one `Arbiter` thread for the \
-         cross-thread workloads and skynet; ractor 0.16 and kameo 0.22 (default features) on \
+         the shards); actix 0.13 on its `System` thread for the local workloads and on two \
+         `Arbiter` threads (the counterpart of two shards; the `System` thread only waits) \
+         for the cross-thread ones and skynet; ractor 0.16 and kameo 0.22 (default features) on \
          a tokio multi-thread runtime with 2 workers, workloads running as tasks on the \
          workers. Mailboxes are unbounded everywhere (actix `do_send`, kameo \
          `mailbox::unbounded()`); corelet's cross-shard sender uses `send().await`. \
          For ractor and kameo \"local\" and \"cross-shard\" are the same code: tokio places \
-         the tasks.\n\n\
+         the tasks. Idle threads wait differently: corelet's shards poll for 50 µs before \
+         sleeping (`Builder::spin_before_park`), tokio often runs a woken task on the \
+         worker that woke it (so a ractor or kameo ask need not cross threads at all), \
+         actix's arbiters sleep at once; compare cross-thread asks with the thread wake-up \
+         above.\n\n\
          Sizes ({profile}): {sizes}\n\n",
         cpu = info.cpu,
         cores = info.cores,
@@ -415,6 +454,7 @@ pub fn markdown(
         kernel = info.kernel,
         rustc = info.rustc,
         load0 = info.load.0,
+        wake = info.wake_ns / 1e3,
         load1 = info.load.1,
         commit = info.commit,
         date = info.date,
