@@ -12,7 +12,10 @@ pub use savina::skynet;
 use crate::check::{check_eq, BenchError, Ctx, Result, Timed};
 use crate::rss;
 use crate::workload::{sum_below, Sizes, Workload};
-use corelet::{Addr, Context, ExitReason, HandlerResult, Pid, Process, ReplyTo, Runtime, ShardId};
+use corelet::{
+    Addr, AskError, Context, ExitReason, HandlerResult, Pid, Process, ReplyTo, Runtime, SendError,
+    ShardId,
+};
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
@@ -157,16 +160,37 @@ impl Process for Sender {
                 self.to.tell(CounterMsg::Add(i))?;
             }
         }
-        let totals = self.to.ask(CounterMsg::Get).await;
+        let totals = ask_waiting(self.to, CounterMsg::Get).await;
         reply.send(totals.map_err(|e| e.to_string()));
         Ok(())
     }
 }
 
+/// An `ask` that waits out cross-shard back-pressure, as `send().await`
+/// does for `tell`: `ask` itself fails at once with a `Full` send error
+/// while the ring and overflow queue towards the target are full (which a
+/// sender that has just sent millions of messages can meet).
+pub(crate) async fn ask_waiting<P, R>(
+    to: Addr<P>,
+    make: impl Fn(ReplyTo<R>) -> P::Msg,
+) -> std::result::Result<R, AskError>
+where
+    P: Process,
+    P::Msg: Send,
+    R: Send + 'static,
+{
+    let full = AskError::from(SendError::Full(()));
+    loop {
+        match to.ask(&make).await {
+            Err(e) if e == full => glommio::executor().yield_now().await,
+            other => return other,
+        }
+    }
+}
+
 /// Asks a [`Sender`] to run and checks the counter's totals.
 async fn run_sender(sender: Addr<Sender>, n: u64, what: &str) -> Result<()> {
-    let (count, sum) = sender
-        .ask(|r| Run(n, r))
+    let (count, sum) = ask_waiting(sender, |r| Run(n, r))
         .await
         .ctx(what)?
         .map_err(BenchError)?;
@@ -352,7 +376,8 @@ pub fn cross_tell_routes(
             senders.push(sender);
         }
         let started = Instant::now();
-        // `ask` sends at once, so all senders run together.
+        // `ask` sends at once, so all senders run together (nothing has
+        // been sent yet, so no ring is full).
         let runs: Vec<_> = senders
             .iter()
             .map(|s| s.ask(|r| Run(per_sender, r)))
@@ -366,4 +391,26 @@ pub fn cross_tell_routes(
         stop_all(pids).await?;
         Ok(Timed::new(elapsed, per_sender * routes.len() as u64))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny ring and overflow queue: the senders meet back-pressure on
+    /// every message and their final asks must wait it out.
+    #[test]
+    fn cross_tell_survives_back_pressure() {
+        let rt = Runtime::builder()
+            .shards(2)
+            .pin(false)
+            .ring_capacity(2)
+            .overflow_limit(1)
+            .build()
+            .unwrap();
+        for routes in [vec![(0, 1)], vec![(0, 1), (1, 0)]] {
+            let t = cross_tell_routes(&rt, &routes, 5_000).unwrap();
+            assert_eq!(t.units, 5_000 * routes.len() as u64);
+        }
+    }
 }
