@@ -1,0 +1,25 @@
+//! Side-by-side benchmarks of corelet against actix, ractor and kameo.
+//!
+//! Each workload is written idiomatically for each runtime and checks its
+//! own answer; the harness runs the runtimes alternately, several rounds,
+//! in one process, and reports medians and the ratio of corelet to the
+//! best peer. See `docs/benchmarks.md` in the repository for results and
+//! `cargo run --release -p corelet-peers -- --help` for the commands.
+
+pub mod check;
+pub mod child;
+pub mod harness;
+pub mod on_actix;
+pub mod on_corelet;
+pub mod on_kameo;
+pub mod on_ractor;
+pub mod plot;
+pub mod report;
+pub mod rss;
+pub mod table;
+pub mod tokio_rt;
+pub mod workload;
+
+pub use check::{BenchError, Result};
+pub use harness::Session;
+pub use workload::{Kind, Sizes, Unit, Workload};

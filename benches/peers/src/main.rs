@@ -1,0 +1,175 @@
+//! `corelet-peers`: corelet side by side with actix, ractor and kameo.
+//!
+//! ```text
+//! cargo run --release -p corelet-peers -- [--quick] [--json] [--pin]
+//! cargo run --release -p corelet-peers -- --scaling [--quick]
+//! cargo run --release -p corelet-peers -- --report [--quick]   # writes docs/benchmarks.md
+//! ```
+
+use corelet_peers::child::{self, ChildJob};
+use corelet_peers::harness::{self, Options};
+use corelet_peers::report::{self, RunInfo};
+use corelet_peers::{table, BenchError, Kind, Result, Workload};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+const USAGE: &str = "\
+corelet-peers: corelet side by side with actix 0.13, ractor 0.16 and kameo 0.22
+
+usage: corelet-peers [--quick] [--json] [--pin] [--rounds N] [--sizes S]
+                     [--only WORKLOAD,...] [--runtimes NAME,...]
+       corelet-peers --scaling [--quick] [--json] [--pin]
+       corelet-peers --report [--quick] [--pin] [--docs DIR]
+
+  --quick      smaller workloads and 3 rounds instead of 5 (under two minutes)
+  --json       one JSON object per workload (per shard count with --scaling)
+  --pin        pin corelet's shards to cores (default: unpinned)
+  --scaling    corelet alone on 1, 2, 4 and 8 shards: cross-shard tell, skynet
+  --report     the comparison and the scaling run, then write DIR/benchmarks.md,
+               benchmarks.svg, scaling.svg and benchmarks.json (DIR: docs/)
+  --rounds N   measured rounds per runtime
+  --sizes S    size profile: full, quick or tiny (tiny: a smoke test, seconds)
+  --only       workloads to run (names as in the JSON output)
+  --runtimes   runtimes to run (corelet,actix,ractor,kameo)
+
+A wrong answer in any workload aborts with exit status 1.";
+
+/// The parsed command line.
+struct Cli {
+    opts: Options,
+    json: bool,
+    scaling: bool,
+    report: bool,
+    docs: PathBuf,
+    args: Vec<String>,
+}
+
+fn parse(args: Vec<String>) -> Result<Cli> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut cli = Cli {
+        opts: Options::new(quick),
+        json: false,
+        scaling: false,
+        report: false,
+        docs: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs")),
+        args: args.clone(),
+    };
+    let mut it = args.into_iter();
+    let value = |it: &mut std::vec::IntoIter<String>, flag: &str| {
+        it.next()
+            .ok_or_else(|| BenchError(format!("{flag} needs a value")))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => {}
+            "--json" => cli.json = true,
+            "--pin" => cli.opts.pin = true,
+            "--scaling" => cli.scaling = true,
+            "--report" => cli.report = true,
+            "--docs" => cli.docs = PathBuf::from(value(&mut it, "--docs")?),
+            "--sizes" => {
+                let profile = value(&mut it, "--sizes")?;
+                if corelet_peers::Sizes::by_name(&profile).is_none() {
+                    return Err(BenchError(format!("no size profile {profile:?}")));
+                }
+                cli.opts.profile = profile;
+            }
+            "--rounds" => {
+                cli.opts.rounds = value(&mut it, "--rounds")?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| BenchError("--rounds needs a positive number".into()))?;
+            }
+            "--only" => {
+                cli.opts.workloads = value(&mut it, "--only")?
+                    .split(',')
+                    .map(|s| {
+                        Workload::parse(s).ok_or_else(|| BenchError(format!("no workload {s:?}")))
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            "--runtimes" => {
+                let kinds: Vec<Kind> = value(&mut it, "--runtimes")?
+                    .split(',')
+                    .map(|s| Kind::parse(s).ok_or_else(|| BenchError(format!("no runtime {s:?}"))))
+                    .collect::<Result<_>>()?;
+                cli.opts.kinds = kinds;
+            }
+            other => return Err(BenchError(format!("unknown argument {other:?}\n\n{USAGE}"))),
+        }
+    }
+    Ok(cli)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return child_main(&args[1..]);
+    }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    match parse(args).and_then(|cli| run(&cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corelet-peers: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The hidden subcommand: one workload in this fresh process.
+fn child_main(args: &[String]) -> ExitCode {
+    match ChildJob::from_args(args).and_then(|job| job.run_here()) {
+        Ok(v) => {
+            println!("{}", child::result_line(v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("corelet-peers child: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    let started = Instant::now();
+    let load_at_start = report::load_average();
+    let mut progress = |msg: &str| {
+        eprintln!("[{:6.1} s] {msg}", started.elapsed().as_secs_f64());
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cli.scaling && !cli.report {
+        let points = harness::scaling(&cli.opts, &mut progress)?;
+        if cli.json {
+            for line in report::scaling_json(&points) {
+                println!("{line}");
+            }
+        } else {
+            print!("{}", report::scaling_text(&points, cores));
+        }
+        return Ok(());
+    }
+    let results = harness::run(&cli.opts, &mut progress)?;
+    if cli.json {
+        for line in table::json_lines(&results) {
+            println!("{line}");
+        }
+    } else {
+        print!("{}", table::text(&results));
+    }
+    if cli.report {
+        let points = harness::scaling(&cli.opts, &mut progress)?;
+        print!("{}", report::scaling_text(&points, cores));
+        let info = RunInfo::collect(&cli.opts, &cli.args, started.elapsed(), load_at_start);
+        let written = report::write(&cli.docs, &info, &results, &points)?;
+        for path in written {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}

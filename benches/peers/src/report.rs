@@ -1,0 +1,599 @@
+//! The results page, `docs/benchmarks.md`: the machine, the commit, the
+//! commands, the tables, the targets of DESIGN.md, the plots.
+
+use crate::check::{Ctx, Result};
+use crate::harness::{Options, Results, ScalePoint};
+use crate::plot;
+use crate::table::{self, human};
+use crate::workload::{Kind, Sizes, Workload};
+use serde_json::json;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A performance target of DESIGN.md: an upper bound in the workload's
+/// unit (throughput targets are turned into time per message).
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    /// The workload measured against it.
+    pub workload: Workload,
+    /// The target as DESIGN.md words it.
+    pub goal: &'static str,
+    /// The bound, in the workload's unit.
+    pub limit: f64,
+    /// What DESIGN.md quotes for the peers or other systems.
+    pub design_says: &'static str,
+}
+
+/// The targets of DESIGN.md's performance table and the paragraph below it.
+pub const TARGETS: [Target; 7] = [
+    Target {
+        workload: Workload::LocalAsk,
+        goal: "≤ 60 ns",
+        limit: 60.0,
+        design_says: "actix 447 ns, ractor 701 ns, kameo 760 ns",
+    },
+    Target {
+        workload: Workload::LocalTell,
+        goal: "≤ 10 ns",
+        limit: 10.0,
+        design_says: "actix 90 ns, ractor 281 ns, kameo 287 ns",
+    },
+    Target {
+        workload: Workload::SpawnExit,
+        goal: "≤ 150 ns",
+        limit: 150.0,
+        design_says: "actix 1.8 µs, ractor 2.5 µs, kameo 3.2 µs",
+    },
+    Target {
+        workload: Workload::IdleMemory,
+        goal: "≤ 256 B",
+        limit: 256.0,
+        design_says: "actix 851 B, ractor 7.9 KB, kameo 7.0 KB",
+    },
+    Target {
+        workload: Workload::CrossTell,
+        goal: "≥ 60 M msg/s per pair",
+        limit: 1e3 / 60.0,
+        design_says: "raw SPSC ring 140 M/s; glommio shared_channel 20 M/s",
+    },
+    Target {
+        workload: Workload::CrossAsk,
+        goal: "≤ 300 ns",
+        limit: 300.0,
+        design_says: "a cache line round trip ≈ 64 ns",
+    },
+    Target {
+        workload: Workload::Skynet,
+        goal: "≤ 150 ms on two shards",
+        limit: 150e6,
+        design_says: "Go ≈ 200 ms, Erlang 0.7–1.1 s, Akka 1.7–2.7 s (4-core desktop)",
+    },
+];
+
+/// Marks the lines of "Why targets are missed" still to be written; a
+/// line without it is the engineer's and survives regeneration.
+const TO_FILL: &str = "_(why: to be filled in)_";
+
+/// Where and how the results were taken.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    /// CPU model from /proc/cpuinfo.
+    pub cpu: String,
+    /// Logical cores available to this process.
+    pub cores: usize,
+    /// Kernel release.
+    pub kernel: String,
+    /// Total memory.
+    pub memory: String,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// `git rev-parse --short HEAD`, with `-dirty` for uncommitted changes.
+    pub commit: String,
+    /// The date (UTC).
+    pub date: String,
+    /// The command that produced the page.
+    pub command: String,
+    /// The options of the run.
+    pub opts: Options,
+    /// How long the whole run took.
+    pub elapsed: Duration,
+    /// The load averages (1, 5, 15 min) when the run started and ended:
+    /// other work on the machine shows here.
+    pub load: (String, String),
+    /// ns per blocking round trip between two plain threads (see
+    /// [`thread_round_trip_ns`]).
+    pub wake_ns: f64,
+}
+
+/// ns per round trip of a value between two threads over blocking std
+/// channels: the price of waking a parked thread, twice. A runtime whose
+/// threads park as soon as they are idle pays about this per
+/// cross-thread ask.
+pub fn thread_round_trip_ns(round_trips: u32) -> f64 {
+    use std::sync::mpsc::sync_channel;
+    let (to_echo, echo_in) = sync_channel::<u32>(1);
+    let (echo_out, back) = sync_channel::<u32>(1);
+    let echo = std::thread::spawn(move || {
+        while let Ok(v) = echo_in.recv() {
+            if echo_out.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    for i in 0..round_trips {
+        if to_echo.send(i).is_err() || back.recv() != Ok(i) {
+            break;
+        }
+    }
+    let ns = started.elapsed().as_nanos() as f64 / f64::from(round_trips.max(1));
+    drop(to_echo);
+    let _ = echo.join();
+    ns
+}
+
+/// The 1, 5 and 15 minute load averages from /proc/loadavg.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_date(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+impl RunInfo {
+    /// Reads the machine's description and the repository's commit;
+    /// `load_at_start` is [`load_average`] from when the run began.
+    pub fn collect(
+        opts: &Options,
+        args: &[String],
+        elapsed: Duration,
+        load_at_start: String,
+    ) -> RunInfo {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map_or("unknown".to_owned(), |s| s.trim().to_owned());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map_or("unknown".to_owned(), |kib| {
+                format!("{:.1} GiB", kib / (1u64 << 20) as f64)
+            });
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let commit = command_output("git", &["-C", dir, "rev-parse", "--short", "HEAD"])
+            .unwrap_or_else(|| "unknown".to_owned());
+        let dirty = command_output(
+            "git",
+            &["-C", dir, "status", "--porcelain", "--untracked-files=no"],
+        )
+        .is_some_and(|s| !s.is_empty());
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let (y, m, d) = civil_date(secs.div_euclid(86_400));
+        let mut command = "cargo run --release -p corelet-peers --".to_owned();
+        for a in args {
+            command.push(' ');
+            command.push_str(a);
+        }
+        RunInfo {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or("unknown".to_owned(), |s| s.trim().to_owned()),
+            memory,
+            rustc: command_output("rustc", &["--version"]).unwrap_or_else(|| "unknown".to_owned()),
+            commit: if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            },
+            date: format!("{y:04}-{m:02}-{d:02}"),
+            command,
+            opts: opts.clone(),
+            elapsed,
+            load: (load_at_start, load_average()),
+            wake_ns: thread_round_trip_ns(10_000),
+        }
+    }
+}
+
+/// A target row's measured cell: throughput for cross-shard tell.
+fn measured_cell(t: &Target, v: f64) -> String {
+    match t.workload {
+        Workload::CrossTell => format!("{:.1} M msg/s ({})", 1e3 / v, human(v, t.workload.unit())),
+        _ => human(v, t.workload.unit()),
+    }
+}
+
+/// The targets table: corelet's median against each DESIGN.md target.
+pub fn targets_markdown(results: &Results) -> String {
+    let mut out = String::from(
+        "| target (DESIGN.md) | goal | corelet measured | measured ÷ goal | met? | best peer here | DESIGN.md quotes |\n\
+         |---|---|---:|---:|---|---|---|\n",
+    );
+    for t in &TARGETS {
+        let Some(v) = results.median(t.workload, Kind::Corelet) else {
+            continue;
+        };
+        let ratio = v / t.limit;
+        let best = results
+            .best_peer(t.workload)
+            .map_or("—".to_owned(), |(k, b)| {
+                format!("{k} {}", measured_cell(t, b))
+            });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {ratio:.2} | {} | {best} | {} |",
+            t.workload.title(),
+            t.goal,
+            measured_cell(t, v),
+            if ratio <= 1.0 { "met" } else { "**missed**" },
+            t.design_says,
+        );
+    }
+    out.push_str(
+        "\n\"measured ÷ goal\" compares time (or bytes) per unit, so above 1 is missed; \
+         for cross-shard tell the goal of 60 M msg/s is 16.7 ns per message.\n",
+    );
+    out
+}
+
+/// The lines of "Why targets are missed": one per missed target, keeping
+/// any line the engineer has already written in `previous` (the old page).
+pub fn why_missed(results: &Results, previous: &str) -> String {
+    let mut out = String::new();
+    for t in &TARGETS {
+        let Some(v) = results.median(t.workload, Kind::Corelet) else {
+            continue;
+        };
+        if v <= t.limit {
+            continue;
+        }
+        let key = format!("- **{}**", t.workload.title());
+        let kept = previous
+            .lines()
+            .find(|l| l.starts_with(&key) && !l.contains(TO_FILL));
+        match kept {
+            Some(line) => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{key}: measured {} against {} ({:.1}× the goal). {TO_FILL}",
+                    measured_cell(t, v),
+                    t.goal,
+                    v / t.limit
+                );
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push_str("Every target was met in this run.\n");
+    }
+    out
+}
+
+/// The scaling table in Markdown.
+pub fn scaling_markdown(points: &[ScalePoint], cores: usize) -> String {
+    let mut out = format!(
+        "The machine has {cores} cores; shard counts above that share them \
+         (unpinned). Throughput is of all senders together; \"per pair\" divides \
+         it by the number of pairs.\n\n\
+         | shards | pinned | pairs (one-way), all | per pair | ring (all send), all | skynet |\n\
+         |---:|---|---:|---:|---:|---:|\n"
+    );
+    for p in points {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} M msg/s | {:.1} M msg/s | {:.1} M msg/s | {} |",
+            p.shards,
+            if p.pinned { "yes" } else { "no" },
+            p.pairs_mmsgs(),
+            p.pairs_mmsgs() / crate::harness::pairs(p.shards).len() as f64,
+            p.ring_mmsgs(),
+            p.skynet_ns
+                .map_or("—".to_owned(), |ns| human(ns, crate::Unit::Ns)),
+        );
+    }
+    out
+}
+
+/// The scaling results as plain text.
+pub fn scaling_text(points: &[ScalePoint], cores: usize) -> String {
+    let mut out = format!(
+        "corelet scaling on a {cores}-core machine (throughput of all senders together)\n\
+         {:>6} {:>6} {:>18} {:>18} {:>12}\n",
+        "shards", "pinned", "pairs (one-way)", "ring (all send)", "skynet"
+    );
+    for p in points {
+        let _ = writeln!(
+            out,
+            "{:>6} {:>6} {:>12.1} M/s {:>14.1} M/s {:>12}",
+            p.shards,
+            if p.pinned { "yes" } else { "no" },
+            p.pairs_mmsgs(),
+            p.ring_mmsgs(),
+            p.skynet_ns
+                .map_or("—".to_owned(), |ns| human(ns, crate::Unit::Ns)),
+        );
+    }
+    out
+}
+
+/// The scaling results as JSON lines.
+pub fn scaling_json(points: &[ScalePoint]) -> Vec<String> {
+    points
+        .iter()
+        .map(|p| {
+            json!({
+                "scaling": "corelet",
+                "shards": p.shards,
+                "pinned": p.pinned,
+                "pairs_ns": p.pairs_ns,
+                "pairs_mmsgs": p.pairs_mmsgs(),
+                "ring_ns": p.ring_ns,
+                "ring_mmsgs": p.ring_mmsgs(),
+                "skynet_ns": p.skynet_ns,
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+fn sizes_markdown(s: &Sizes) -> String {
+    format!(
+        "local tell {} messages; local ask {} asks; spawn + msg + exit {} processes; \
+         idle memory {} processes; cross-shard tell {} messages; cross-shard ask {} asks; \
+         PingPong {} round trips; Counting {} messages; ForkJoin throughput {} workers × {} \
+         messages; ForkJoin create {} actors; ThreadRing {} actors, {} hops; Big {} actors × {} \
+         pings; skynet {} leaves ({} processes).",
+        s.local_tell,
+        s.local_ask,
+        s.spawn_exit,
+        s.idle,
+        s.cross_tell,
+        s.cross_ask,
+        s.ping_pong,
+        s.counting,
+        s.fj_workers,
+        s.fj_messages,
+        s.fj_create,
+        s.ring_actors,
+        s.ring_hops,
+        s.big_actors,
+        s.big_pings,
+        s.skynet_leaves,
+        crate::workload::skynet_processes(s.skynet_leaves),
+    )
+}
+
+/// The whole page.
+pub fn markdown(
+    info: &RunInfo,
+    results: &Results,
+    points: &[ScalePoint],
+    previous: &str,
+) -> String {
+    let o = &info.opts;
+    let sizes = o.sizes().map(|s| sizes_markdown(&s)).unwrap_or_default();
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        "# corelet benchmarks: side by side with actix, ractor and kameo\n\n\
+         Generated by `corelet-peers` (`benches/peers/`); regenerate with the command \
+         below. Everything but the lines of \"Why targets are missed\" is overwritten.\n\n\
+         ## Where and how\n\n\
+         - **Machine:** {cpu}, {cores} cores, {memory}, Linux {kernel}\n\
+         - **Load average** (1/5/15 min) at start {load0}, at end {load1} ({cores} would \
+         mean both cores busy with other work)\n\
+         - **Thread wake-up:** a blocking round trip between two plain threads (std \
+         channels) takes {wake:.1} µs here: about what a cross-thread ask costs when both \
+         sides park in the kernel as soon as they are idle\n\
+         - **Toolchain:** {rustc}\n\
+         - **Commit:** `{commit}`, {date}\n\
+         - **This page:** `{command}` ({secs:.0} s)\n\
+         - **Other commands:** `cargo run --release -p corelet-peers -- --quick` (table), \
+         `-- --json` (one JSON object per workload), `-- --scaling` (corelet on 1–8 shards)\n\n\
+         Method: one warm-up round at a tenth of the sizes, then {rounds} rounds; in each \
+         round every runtime in turn builds its runtime once and runs every workload, the \
+         order of runtimes rotating by one each round; a cell is the median of the rounds. \
+         Time is taken with `Instant` inside the runtime, around the workload only \
+         (runtime start-up is never measured). Every workload checks its answer (counts, \
+         sums, hops) and a wrong answer aborts the run. Idle memory (growth of `VmRSS` over \
+         100,000 idle actors, including the 8–16 B handle the test keeps for each) and \
+         skynet run in a fresh process each, under a limit of {limit} s and three quarters \
+         of the available memory; a runtime that hits it is left out and named below.\n\n\
+         Runtimes: corelet with {pin} shards, one shard for local workloads and two for \
+         cross-shard ones and skynet (skynet spreads the children of its top two levels over \
+         the shards); actix 0.13 on its `System` thread for the local workloads and on two \
+         `Arbiter` threads (the counterpart of two shards; the `System` thread only waits) \
+         for the cross-thread ones and skynet; ractor 0.16 and kameo 0.22 (default features) on \
+         a tokio multi-thread runtime with 2 workers, workloads running as tasks on the \
+         workers. Mailboxes are unbounded everywhere (actix `do_send`, kameo \
+         `mailbox::unbounded()`); corelet's cross-shard sender uses `send().await`. \
+         For ractor and kameo \"local\" and \"cross-shard\" are the same code: tokio places \
+         the tasks. Idle threads wait differently: corelet's shards poll for 50 µs before \
+         sleeping (`Builder::spin_before_park`), tokio often runs a woken task on the \
+         worker that woke it (so a ractor or kameo ask need not cross threads at all), \
+         actix's arbiters sleep at once; compare cross-thread asks with the thread wake-up \
+         above.\n\n\
+         Sizes ({profile}): {sizes}\n\n",
+        cpu = info.cpu,
+        cores = info.cores,
+        memory = info.memory,
+        kernel = info.kernel,
+        rustc = info.rustc,
+        load0 = info.load.0,
+        wake = info.wake_ns / 1e3,
+        load1 = info.load.1,
+        commit = info.commit,
+        date = info.date,
+        command = info.command,
+        secs = info.elapsed.as_secs_f64(),
+        rounds = o.rounds,
+        limit = o.child_time.as_secs(),
+        pin = if o.pin { "pinned" } else { "unpinned" },
+        profile = o.profile,
+    );
+    page.push_str("## Results\n\nMedians; ratio = corelet / best peer, lower is better.\n\n");
+    page.push_str(&table::markdown(results));
+    let notes = table::notes(results);
+    if !notes.is_empty() {
+        page.push('\n');
+        for line in notes.lines() {
+            let _ = writeln!(page, "- {line}");
+        }
+    }
+    page.push_str("\n![corelet against each peer, per workload](benchmarks.svg)\n\n");
+    page.push_str("## Against the targets of DESIGN.md\n\n");
+    page.push_str(&targets_markdown(results));
+    page.push_str("\n## Scaling (corelet alone)\n\n");
+    page.push_str(
+        "Cross-shard tell two ways: disjoint one-way pairs (shard 2i sends to a counter on \
+         shard 2i + 1; two shards is the comparison's workload) and a ring (every shard sends \
+         to a counter on the next, so each shard both sends and receives); on one shard the \
+         counter is on the same shard. The messages (as many as in the comparison's \
+         cross-shard tell) are split evenly between the senders. Skynet spreads the children of its top two levels \
+         over all shards.\n\n",
+    );
+    page.push_str(&scaling_markdown(points, info.cores));
+    page.push_str("\n![corelet on 1, 2, 4 and 8 shards](scaling.svg)\n\n");
+    page.push_str("## Why targets are missed\n\n");
+    page.push_str(&why_missed(results, previous));
+    page
+}
+
+/// Writes `benchmarks.md`, `benchmarks.svg`, `scaling.svg` and
+/// `benchmarks.jsonl` into `docs` and returns their paths.
+pub fn write(
+    docs: &Path,
+    info: &RunInfo,
+    results: &Results,
+    points: &[ScalePoint],
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(docs).ctx("creating the docs folder")?;
+    let md = docs.join("benchmarks.md");
+    let previous = std::fs::read_to_string(&md).unwrap_or_default();
+    let svg = docs.join("benchmarks.svg");
+    let scaling_svg = docs.join("scaling.svg");
+    let jsonl = docs.join("benchmarks.jsonl");
+    plot::comparison(&svg, results)?;
+    plot::scaling(&scaling_svg, points, info.cores)?;
+    let mut lines = table::json_lines(results);
+    lines.extend(scaling_json(points));
+    std::fs::write(&jsonl, lines.join("\n") + "\n").ctx("writing benchmarks.jsonl")?;
+    std::fs::write(&md, markdown(info, results, points, &previous)).ctx("writing benchmarks.md")?;
+    Ok(vec![md, svg, scaling_svg, jsonl])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results() -> Results {
+        let mut r = Results::default();
+        r.samples
+            .insert((Workload::LocalAsk, Kind::Corelet), vec![120.0]);
+        r.samples
+            .insert((Workload::LocalAsk, Kind::Actix), vec![450.0]);
+        r.samples
+            .insert((Workload::LocalTell, Kind::Corelet), vec![8.0]);
+        r.samples
+            .insert((Workload::CrossTell, Kind::Corelet), vec![50.0]);
+        r
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(19_723), (2024, 1, 1));
+        assert_eq!(civil_date(20_513), (2026, 3, 1));
+    }
+
+    #[test]
+    fn targets_met_and_missed() {
+        let t = targets_markdown(&results());
+        assert!(t.contains("| local ask | ≤ 60 ns | 120.0 ns | 2.00 | **missed**"));
+        assert!(t.contains("| local tell | ≤ 10 ns | 8.0 ns | 0.80 | met"));
+        assert!(t.contains("20.0 M msg/s"));
+    }
+
+    #[test]
+    fn why_missed_keeps_written_lines() {
+        let fresh = why_missed(&results(), "");
+        assert!(fresh.contains("- **local ask**: measured 120.0 ns against ≤ 60 ns"));
+        assert!(fresh.contains(TO_FILL));
+        assert!(!fresh.contains("local tell"));
+        let old = "- **local ask**: boxing the reply costs 40 ns.\n";
+        let kept = why_missed(&results(), old);
+        assert!(kept.contains("boxing the reply"));
+        assert!(kept.contains("- **cross-shard tell**: measured 20.0 M msg/s"));
+    }
+
+    #[test]
+    fn writes_the_page_and_plots() {
+        let dir = std::env::temp_dir().join(format!("corelet-peers-{}", std::process::id()));
+        let mut r = results();
+        r.samples
+            .insert((Workload::LocalAsk, Kind::Kameo), vec![700.0]);
+        let points = vec![
+            ScalePoint {
+                shards: 1,
+                pinned: false,
+                pairs_ns: 20.0,
+                ring_ns: 20.0,
+                skynet_ns: Some(3e8),
+            },
+            ScalePoint {
+                shards: 2,
+                pinned: false,
+                pairs_ns: 15.0,
+                ring_ns: 40.0,
+                skynet_ns: None,
+            },
+        ];
+        let info = RunInfo::collect(
+            &Options::new(true),
+            &["--report".into()],
+            Duration::from_secs(1),
+            load_average(),
+        );
+        let written = write(&dir, &info, &r, &points).unwrap();
+        let page = std::fs::read_to_string(&written[0]).unwrap();
+        assert!(page.contains("## Why targets are missed"));
+        assert!(page.contains("cargo run --release -p corelet-peers -- --report"));
+        let svg = std::fs::read_to_string(&written[1]).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("kameo"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
