@@ -642,3 +642,63 @@ fn non_send_messages_travel_on_one_shard_only() {
     })
     .unwrap();
 }
+
+/// An ask is never refused for back-pressure: with the ring and the
+/// overflow queue full of tells, a cross-shard ask still gets through.
+#[test]
+fn ask_is_not_refused_under_back_pressure() {
+    let rt = Runtime::builder()
+        .shards(2)
+        .pin(false)
+        .ring_capacity(2)
+        .overflow_limit(2)
+        .build()
+        .unwrap();
+    let answered = rt
+        .block_on(ShardId(0), || async {
+            let target = corelet::spawn_on(ShardId(1), BackPressureCounter::default)
+                .await
+                .unwrap();
+            let mut refused = 0;
+            for _ in 0..64 {
+                if target.tell(BpMsg::Add).is_err() {
+                    refused += 1;
+                }
+            }
+            assert!(refused > 0, "the burst must hit back-pressure");
+            let count = target
+                .ask(BpMsg::Count)
+                .await
+                .expect("ask waits, never Full");
+            (count, refused)
+        })
+        .unwrap();
+    assert_eq!(
+        answered.0 + answered.1,
+        64,
+        "accepted tells all arrived before the ask"
+    );
+}
+
+#[derive(Default)]
+struct BackPressureCounter(u64);
+
+enum BpMsg {
+    Add,
+    Count(corelet::ReplyTo<u64>),
+}
+
+impl corelet::Process for BackPressureCounter {
+    type Msg = BpMsg;
+    async fn handle(
+        &mut self,
+        _ctx: &mut corelet::Context<Self>,
+        msg: BpMsg,
+    ) -> corelet::HandlerResult {
+        match msg {
+            BpMsg::Add => self.0 += 1,
+            BpMsg::Count(reply) => reply.send(self.0),
+        }
+        Ok(())
+    }
+}

@@ -151,12 +151,17 @@ impl<P: Process> Addr<P> {
     /// Request/reply: builds the request around a [`ReplyTo`] and awaits the
     /// answer. Resolves with an error (never hangs) if the request cannot
     /// be delivered or the target exits, or drops the handle, unanswered.
+    /// Unlike `tell`, an ask is never refused with `Full`: the request
+    /// waits in the overflow queue when the ring is backed up.
     pub fn ask<R: Send + 'static>(&self, make: impl FnOnce(ReplyTo<R>) -> P::Msg) -> Ask<R>
     where
         P::Msg: Send,
     {
         self.ask_with(make, |here, pid, msg| {
-            route(here, pid, msg, Priority::User).map_err(AskError::from)
+            // An asker waits for its answer, so its own rate is bounded by
+            // round trips: requests are not refused for back-pressure (a
+            // full ring queues them in the overflow queue instead).
+            route(here, pid, msg, Priority::System).map_err(AskError::from)
         })
     }
 
