@@ -423,7 +423,8 @@ pub fn markdown(
          - **Commit:** `{commit}`, {date}\n\
          - **This page:** `{command}` ({secs:.0} s)\n\
          - **Other commands:** `cargo run --release -p corelet-peers -- --quick` (table), \
-         `-- --json` (one JSON object per workload), `-- --scaling` (corelet on 1–8 shards)\n\n\
+         `-- --json` (one JSON object per workload), `-- --scaling` (corelet on 1–8 shards); \
+         `cargo bench` (criterion: corelet's core paths, the Savina workloads and skynet)\n\n\
          Method: one warm-up round at a tenth of the sizes, then {rounds} rounds; in each \
          round every runtime in turn builds its runtime once and runs every workload, the \
          order of runtimes rotating by one each round; a cell is the median of the rounds. \
