@@ -45,11 +45,10 @@ impl Shard {
             return Err(Error::Init(reason));
         }
         tracing::debug!(parent: &cell.span, %pid, "process spawned");
-        let span = cell.span.clone();
-        let task = drive(self.clone(), pid, state, ctx, cell);
+        let task = drive(self.clone(), pid, state, ctx, cell.clone());
         glommio::spawn_local(WithPid {
             pid,
-            span,
+            cell,
             inner: task,
         })
         .detach();

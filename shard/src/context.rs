@@ -18,13 +18,21 @@ use std::time::Duration;
 pub struct Context<P> {
     pid: Pid,
     stop: Option<ExitReason>,
+    /// Allocated on first use, so that a process that never monitors or
+    /// starts a timer pays one pointer for them (idle memory matters).
+    extras: Option<Box<Extras>>,
+    _process: PhantomData<fn() -> P>,
+}
+
+/// The parts of a context most processes never use.
+#[derive(Default)]
+struct Extras {
     /// This process's monitors that have not delivered their `Down` and
     /// were not demonitored. Cancelled on the targets' side when the
     /// context is dropped (the process exited).
     monitors: Vec<MonitorRef>,
     next_monitor: u64,
     timers: Timers,
-    _process: PhantomData<fn() -> P>,
 }
 
 impl<P: Process> Context<P> {
@@ -32,11 +40,17 @@ impl<P: Process> Context<P> {
         Self {
             pid,
             stop: None,
-            monitors: Vec::new(),
-            next_monitor: 0,
-            timers: Timers::default(),
+            extras: None,
             _process: PhantomData,
         }
+    }
+
+    fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Default::default)
+    }
+
+    fn timers(&mut self) -> &mut Timers {
+        &mut self.extras().timers
     }
 
     fn here(&self) -> Rc<Shard> {
@@ -98,9 +112,11 @@ impl<P: Process> Context<P> {
     /// once when it exits — at once, with `NoProcess`, if it is already
     /// gone. Monitors stack: each call is a separate monitor.
     pub fn monitor(&mut self, pid: Pid) -> MonitorRef {
-        let monitor = MonitorRef::new(self.pid, pid, self.next_monitor);
-        self.next_monitor += 1;
-        self.monitors.push(monitor);
+        let watcher = self.pid;
+        let extras = self.extras();
+        let monitor = MonitorRef::new(watcher, pid, extras.next_monitor);
+        extras.next_monitor += 1;
+        extras.monitors.push(monitor);
         self.here().monitor(monitor);
         monitor
     }
@@ -118,9 +134,12 @@ impl<P: Process> Context<P> {
 
     /// Forgets a monitor; `true` if it was still active.
     pub(crate) fn forget_monitor(&mut self, monitor: &MonitorRef) -> bool {
-        match self.monitors.iter().position(|m| m == monitor) {
+        let Some(extras) = self.extras.as_mut() else {
+            return false;
+        };
+        match extras.monitors.iter().position(|m| m == monitor) {
             Some(i) => {
-                self.monitors.swap_remove(i);
+                extras.monitors.swap_remove(i);
                 true
             }
             None => false,
@@ -135,7 +154,7 @@ impl<P: Process> Context<P> {
         Q::Msg: Send,
     {
         let mut msg = Some(msg);
-        self.timers.start(after, None, move || {
+        self.timers().start(after, None, move || {
             if let Some(m) = msg.take() {
                 let _ = to.tell(m);
             }
@@ -148,7 +167,7 @@ impl<P: Process> Context<P> {
     pub fn send_self_after(&mut self, msg: P::Msg, after: Duration) -> TimerRef {
         let me = self.addr();
         let mut msg = Some(msg);
-        self.timers.start(after, None, move || {
+        self.timers().start(after, None, move || {
             if let Some(m) = msg.take() {
                 let _ = me.tell_local(m);
             }
@@ -168,7 +187,7 @@ impl<P: Process> Context<P> {
         Q: Process,
         Q::Msg: Send,
     {
-        self.timers.start(every, Some(every), move || {
+        self.timers().start(every, Some(every), move || {
             !matches!(to.tell(make()), Err(crate::SendError::NoProcess(_)))
         })
     }
@@ -176,12 +195,12 @@ impl<P: Process> Context<P> {
     /// Cancels a timer. Returns `true` if it was still pending (so its
     /// message will now never be sent).
     pub fn cancel_timer(&mut self, timer: TimerRef) -> bool {
-        self.timers.cancel(timer)
+        self.extras.as_mut().is_some_and(|e| e.timers.cancel(timer))
     }
 
     /// Timers of this process that have not finished.
     pub fn pending_timers(&self) -> usize {
-        self.timers.pending()
+        self.extras.as_ref().map_or(0, |e| e.timers.pending())
     }
 }
 
@@ -190,11 +209,14 @@ impl<P> Drop for Context<P> {
     /// on their targets' side too, so that a long-lived target does not keep
     /// (and eventually send `Down`s for) monitors of dead watchers.
     fn drop(&mut self) {
-        if self.monitors.is_empty() {
+        let Some(extras) = self.extras.as_mut() else {
+            return;
+        };
+        if extras.monitors.is_empty() {
             return;
         }
         if let Some(shard) = current() {
-            for monitor in self.monitors.drain(..) {
+            for monitor in extras.monitors.drain(..) {
                 shard.demonitor(monitor);
             }
         }

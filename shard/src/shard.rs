@@ -155,19 +155,21 @@ pub(crate) fn with_pid<T>(pid: Pid, f: impl FnOnce() -> T) -> T {
 }
 
 /// Wraps a process's task so that [`current_pid`] names it while it runs.
-pub(crate) struct WithPid<F> {
+pub(crate) struct WithPid<F, M> {
     pub(crate) pid: Pid,
-    pub(crate) span: tracing::Span,
+    /// The process's cell, for its tracing span (a pointer here rather than
+    /// a second 40-byte `Span`: idle memory matters).
+    pub(crate) cell: Rc<crate::table::ProcCell<M>>,
     pub(crate) inner: F,
 }
 
-impl<F: Future> Future for WithPid<F> {
+impl<F: Future, M> Future for WithPid<F, M> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: structural pin projection; `inner` is never moved out.
         let this = unsafe { self.get_unchecked_mut() };
-        let _entered = this.span.enter();
+        let _entered = this.cell.span.enter();
         let previous = CURRENT_PID.with(|c| c.replace(Some(this.pid)));
         // SAFETY: `this` came from a pinned reference and `inner` is not
         // moved for the rest of its life.
