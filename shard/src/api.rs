@@ -151,7 +151,7 @@ pub fn terminate(pid: Pid) -> Result<(), Error> {
 /// call; it then exits with [`ExitReason::Shutdown`] (its terminate hook
 /// runs). Messages arriving after the request are dead letters.
 pub fn shutdown(pid: Pid) -> Result<(), Error> {
-    here()?.signal_from(pid, Signal::Shutdown)
+    here()?.signal_from(pid, Signal::Shutdown(None))
 }
 
 /// Registers `name` for `pid`. Names are unique: `Taken` if a live process
@@ -364,7 +364,7 @@ impl Runtime {
     /// thread. Not to be confused with [`Runtime::shutdown`], which stops
     /// the whole runtime.
     pub fn shutdown_process(&self, pid: Pid) -> Result<(), Error> {
-        self.signal(pid, Signal::Shutdown)
+        self.signal(pid, Signal::Shutdown(None))
     }
 
     /// [`register`] from an outside thread (blocking).

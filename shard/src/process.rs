@@ -207,13 +207,8 @@ pub(crate) async fn drive<P: Process>(
         let handled = match mailbox.next().await {
             Next::Signal(Signal::Terminate(reason)) => break reason,
             Next::Signal(Signal::Kill) => break ExitReason::Killed,
-            Next::Signal(Signal::ShutdownAfter(mark)) => {
-                drain_until.get_or_insert(mark);
-                continue;
-            }
-            // Not stamped (never happens: `ProcCell::signal` stamps it).
-            Next::Signal(Signal::Shutdown) => {
-                drain_until.get_or_insert(mailbox.pushed());
+            Next::Signal(Signal::Shutdown(after)) => {
+                drain_until.get_or_insert(after.unwrap_or_else(|| mailbox.pushed()));
                 continue;
             }
             Next::Message(Item::User(msg)) => {

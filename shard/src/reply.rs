@@ -117,20 +117,29 @@ fn deliver<R: Send + 'static>(target: Target<R>, outcome: Result<R, AskError>) {
             outcome.map(|v| Box::new(v) as Box<dyn Any>),
         );
     };
-    // On a shard of the same runtime: directly, or through the ring.
-    if let Some(here) = crate::shard::current() {
-        if here.shared.id == runtime {
+    // On a shard of the same runtime: directly, or through the ring (one
+    // thread-local access, no `Rc` clone: this is the ask path).
+    let unsent = crate::shard::with_current_or(
+        fill,
+        |here, fill| {
+            if here.shared.id != runtime {
+                return Some(fill);
+            }
             if here.id == shard {
-                fill(&here);
+                fill(here);
             } else {
                 // System priority: never refused for back-pressure. It can
                 // only fail if the asker's shard has finished, and then the
                 // asker is gone too.
                 let _ = here.send_remote(shard, Envelope::new(fill), Priority::System);
             }
-            return;
-        }
-    }
+            None
+        },
+        Some,
+    );
+    let Some(fill) = unsent else {
+        return;
+    };
     // From an outside thread (or another runtime's shard): the injector.
     if let Some(shared) = lookup_runtime(runtime) {
         shared.inject(shard, Envelope::new(fill));

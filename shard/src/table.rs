@@ -28,15 +28,12 @@ pub(crate) enum Signal {
     /// Stop after the current message, dropping queued ones; run the
     /// terminate hook. Also how an untrapped linked exit arrives.
     Terminate(ExitReason),
-    /// Handle the messages queued so far, then stop with `Shutdown`. This
-    /// is the request as senders build it; the owner stamps it on arrival
-    /// (see `ShutdownAfter`).
-    Shutdown,
-    /// `Shutdown`, stamped when it reached the process's mailbox: stop once
-    /// this many user messages have been taken, so that the messages queued
-    /// *before the request* are handled and later ones are not, however
-    /// long the process takes to get to the signal.
-    ShutdownAfter(u64),
+    /// Handle the messages queued so far, then stop with `Shutdown`.
+    /// Senders build it as `Shutdown(None)`; on arrival the owner stamps it
+    /// with the mailbox's message count (`ProcCell::signal`), so that the
+    /// messages queued *before the request* are handled and later ones are
+    /// not, however long the process takes to get to the signal.
+    Shutdown(Option<u64>),
     /// Stop at once, even mid-handler; skip the terminate hook.
     Kill,
 }
@@ -76,7 +73,7 @@ impl<M: 'static> AnyCell for ProcCell<M> {
     }
     fn signal(&self, signal: Signal) -> Result<(), Signal> {
         let signal = match signal {
-            Signal::Shutdown => Signal::ShutdownAfter(self.mailbox.pushed()),
+            Signal::Shutdown(None) => Signal::Shutdown(Some(self.mailbox.pushed())),
             other => other,
         };
         self.mailbox.push_signal(signal)
