@@ -6,8 +6,8 @@
 
 use corelet::{Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
 
-struct Counter(u64);
-enum Msg {
+pub struct Counter(pub u64);
+pub enum Msg {
     Add(u64),
     Get(ReplyTo<u64>),
 }

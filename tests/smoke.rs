@@ -1,23 +1,14 @@
 //! Smoke test: spawn, tell, ask and terminate across two shards.
 
-use corelet::{Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
+//! It runs the README example's `Counter` (examples/counter.rs), so the
+//! example the README shows is the one tested.
 
-struct Counter(u64);
-enum Msg {
-    Add(u64),
-    Get(ReplyTo<u64>),
-}
+#[path = "../examples/counter.rs"]
+#[allow(dead_code)] // the example's `main` is not used here
+mod counter;
 
-impl Process for Counter {
-    type Msg = Msg;
-    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: Msg) -> HandlerResult {
-        match msg {
-            Msg::Add(n) => self.0 += n,
-            Msg::Get(reply) => reply.send(self.0),
-        }
-        Ok(())
-    }
-}
+use corelet::{Runtime, ShardId};
+use counter::{Counter, Msg};
 
 #[test]
 fn smoke() {
