@@ -6,9 +6,14 @@
 
 use corelet::{Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
 
+/// Adds up what it is told.
 pub struct Counter(pub u64);
+
+/// What a `Counter` understands.
 pub enum Msg {
+    /// Add to the total.
     Add(u64),
+    /// Answer with the total.
     Get(ReplyTo<u64>),
 }
 
