@@ -291,13 +291,13 @@ fn abnormal_exit_stops_a_partner_that_does_not_trap() {
     assert_eq!(linked, (ABNORMAL.len() * 2 * PLACEMENTS.len()) as u64);
 }
 
-#[test]
-fn abnormal_exit_is_handle_exit_for_a_trapping_partner() {
-    let rt = runtime();
-    each_case(&ABNORMAL, |cause, linker_dies, placement, ctx| {
-        let p = linked_pair(&rt, placement, linker_dies, true);
+/// A trapping partner sees each cause's exit exactly once, through
+/// `handle_exit`, and lives on.
+fn assert_trapped(rt: &Runtime, causes: &[Cause]) {
+    each_case(causes, |cause, linker_dies, placement, ctx| {
+        let p = linked_pair(rt, placement, linker_dies, true);
         let dier_exit = rt.watch(p.dier.pid()).unwrap();
-        cause.apply(&rt, &p.dier);
+        cause.apply(rt, &p.dier);
         assert_eq!(dier_exit.wait(), Ok(cause.reason()), "{ctx}");
         let expected = vec![(p.dier.pid(), cause.reason())];
         assert_eq!(
@@ -307,13 +307,18 @@ fn abnormal_exit_is_handle_exit_for_a_trapping_partner() {
         );
         // Exactly once, and the partner lives on.
         assert_eq!(
-            exits_seen_from(&rt, p.dier.pid(), p.partner),
+            exits_seen_from(rt, p.dier.pid(), p.partner),
             expected,
             "{ctx}"
         );
         assert_eq!(rt.ask(&p.partner, Msg::Ping), Ok(()), "{ctx}");
         assert_eq!(p.partner_log.hooks(), [], "{ctx}");
     });
+}
+
+#[test]
+fn abnormal_exit_is_handle_exit_for_a_trapping_partner() {
+    assert_trapped(&runtime(), &ABNORMAL);
 }
 
 #[test]
@@ -337,26 +342,7 @@ fn normal_exit_leaves_a_partner_that_does_not_trap_alone() {
 
 #[test]
 fn normal_exit_is_handle_exit_for_a_trapping_partner() {
-    let rt = runtime();
-    each_case(&NORMAL, |cause, linker_dies, placement, ctx| {
-        let p = linked_pair(&rt, placement, linker_dies, true);
-        let dier_exit = rt.watch(p.dier.pid()).unwrap();
-        cause.apply(&rt, &p.dier);
-        assert_eq!(dier_exit.wait(), Ok(cause.reason()), "{ctx}");
-        let expected = vec![(p.dier.pid(), cause.reason())];
-        assert_eq!(
-            rt.ask(&p.partner, |r| Msg::ExitsWhen(1, r)),
-            Ok(expected.clone()),
-            "{ctx}"
-        );
-        assert_eq!(
-            exits_seen_from(&rt, p.dier.pid(), p.partner),
-            expected,
-            "{ctx}"
-        );
-        assert_eq!(rt.ask(&p.partner, Msg::Ping), Ok(()), "{ctx}");
-        assert_eq!(p.partner_log.hooks(), [], "{ctx}");
-    });
+    assert_trapped(&runtime(), &NORMAL);
 }
 
 /// Pids that name nobody: a dead process's (on the linker's shard and on
