@@ -5,7 +5,7 @@ use crate::error::{AskError, SendError};
 use crate::pid::Pid;
 use crate::process::Process;
 use crate::reply::{Reply, ReplyTo};
-use crate::shard::{with_current_or, OutboxState, Priority, Shard};
+use crate::shard::{with_current_or, Priority, Refused, Shard};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -77,23 +77,18 @@ pub(crate) fn route<M: Send + 'static>(
         here.count_dead_letter();
         return Err(SendError::UnknownShard(msg));
     }
-    match here.outbox_state(pid.shard()) {
-        OutboxState::Closed => {
-            here.count_dead_letter();
-            return Err(SendError::NoProcess(msg));
-        }
-        OutboxState::Full if priority == Priority::User => return Err(SendError::Full(msg)),
-        _ => {}
+    let deliver = move |msg: M| {
+        Envelope::new(move |there: &Shard| {
+            // `deliver` counts the dead letter on the receiving shard.
+            let _ = there.deliver(pid, msg);
+        })
+    };
+    match here.send_remote_with(pid.shard(), msg, priority, deliver) {
+        Ok(()) => Ok(()),
+        Err((Refused::Full, msg)) => Err(SendError::Full(msg)),
+        // The destination shard has finished: counted as a dead letter.
+        Err((Refused::Closed, msg)) => Err(SendError::NoProcess(msg)),
     }
-    let env = Envelope::new(move |there: &Shard| {
-        // `deliver` counts the dead letter on the receiving shard.
-        let _ = there.deliver(pid, msg);
-    });
-    if here.send_remote(pid.shard(), env, priority).is_err() {
-        // `outbox_state` said open with room, on this same thread, just now.
-        unreachable!("outbox refused an envelope it had room for");
-    }
-    Ok(())
 }
 
 impl<P: Process> Addr<P> {

@@ -207,12 +207,8 @@ impl Shard {
             f(&me);
         } else {
             let env = crate::envelope::Envelope::with_rc(f);
-            if self
-                .send_remote(to, env, crate::shard::Priority::System)
-                .is_err()
-            {
-                self.count_dead_letter();
-            }
+            // A refusal (the shard has finished) is counted by `send_remote`.
+            let _ = self.send_remote(to, env, crate::shard::Priority::System);
         }
     }
 }

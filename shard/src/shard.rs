@@ -55,12 +55,10 @@ pub(crate) struct Outbox {
     overflow: VecDeque<Envelope>,
 }
 
-/// What an outbox would do with a user message now.
+/// Why an outbox refused a payload.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum OutboxState {
-    /// Room in the ring or in the overflow queue.
-    Open,
-    /// The overflow queue is at its limit: back-pressure.
+pub(crate) enum Refused {
+    /// The overflow queue is at its limit: back-pressure (user messages).
     Full,
     /// The destination shard has finished (or does not exist).
     Closed,
@@ -240,62 +238,56 @@ impl Shard {
         self.counters.snapshot(self.id.0, alive, names)
     }
 
-    /// Pushes an envelope towards shard `to`.
+    /// Pushes an envelope towards shard `to`; see [`Shard::send_remote_with`].
     pub(crate) fn send_remote(
         &self,
         to: ShardId,
         envelope: Envelope,
         priority: Priority,
     ) -> Result<(), Envelope> {
-        let mut outboxes = self.outboxes.borrow_mut();
-        let Some(Some(outbox)) = outboxes.get_mut(to.index()) else {
-            return Err(envelope);
-        };
-        if outbox.producer.is_abandoned() {
-            drop(outboxes);
-            self.count_dead_letter();
-            return Err(envelope);
-        }
-        if outbox.overflow.is_empty() {
-            match outbox.producer.push(envelope) {
-                Ok(()) => {
-                    bump(&self.counters.cross_sent);
-                    if outbox.producer.unpublished() >= BATCH {
-                        let _ = outbox.producer.publish();
-                        drop(outboxes);
-                        self.ring(to);
-                    }
-                    self.mark_dirty();
-                    return Ok(());
-                }
-                Err(full) => {
-                    outbox.overflow.push_back(full.0);
-                }
-            }
-        } else {
-            if priority == Priority::User
-                && outbox.overflow.len() >= self.shared.config.overflow_limit
-            {
-                return Err(envelope);
-            }
-            outbox.overflow.push_back(envelope);
-        }
-        bump(&self.counters.cross_sent);
-        self.mark_dirty();
-        Ok(())
+        self.send_remote_with(to, envelope, priority, |env| env)
+            .map_err(|(_, env)| env)
     }
 
-    /// Whether a user message to shard `to` would be accepted now.
-    pub(crate) fn outbox_state(&self, to: ShardId) -> OutboxState {
-        let outboxes = self.outboxes.borrow();
-        match outboxes.get(to.index()) {
-            Some(Some(outbox)) if outbox.producer.is_abandoned() => OutboxState::Closed,
-            Some(Some(outbox)) if outbox.overflow.len() >= self.shared.config.overflow_limit => {
-                OutboxState::Full
+    /// Checks the outbox towards shard `to` and, if it takes the payload,
+    /// turns it into an envelope and pushes it — one borrow, one check, so
+    /// a refused payload (a user message) is handed back intact. Refused
+    /// with `Closed` if that shard has finished (counted as a dead letter)
+    /// and, for user messages, `Full` past the overflow limit.
+    pub(crate) fn send_remote_with<T>(
+        &self,
+        to: ShardId,
+        payload: T,
+        priority: Priority,
+        envelope: impl FnOnce(T) -> Envelope,
+    ) -> Result<(), (Refused, T)> {
+        let mut outboxes = self.outboxes.borrow_mut();
+        let outbox = match outboxes.get_mut(to.index()) {
+            Some(Some(outbox)) if !outbox.producer.is_abandoned() => outbox,
+            _ => {
+                drop(outboxes);
+                self.count_dead_letter();
+                return Err((Refused::Closed, payload));
             }
-            Some(Some(_)) => OutboxState::Open,
-            _ => OutboxState::Closed,
+        };
+        if priority == Priority::User && outbox.overflow.len() >= self.shared.config.overflow_limit
+        {
+            return Err((Refused::Full, payload));
         }
+        let envelope = envelope(payload);
+        bump(&self.counters.cross_sent);
+        if !outbox.overflow.is_empty() {
+            // FIFO per pair: once anything waits, everything waits behind it.
+            outbox.overflow.push_back(envelope);
+        } else if let Err(full) = outbox.producer.push(envelope) {
+            outbox.overflow.push_back(full.0);
+        } else if outbox.producer.unpublished() >= BATCH {
+            let _ = outbox.producer.publish();
+            drop(outboxes);
+            self.ring(to);
+        }
+        self.mark_dirty();
+        Ok(())
     }
 
     fn ring(&self, to: ShardId) {
