@@ -35,11 +35,13 @@ impl<T> GenSlab<T> {
     }
 
     /// Number of live entries.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.live
     }
 
     /// The key the next `insert` will return.
+    #[allow(dead_code)] // kept with its test: the process table has its own
     pub(crate) fn next_key(&self) -> (u32, u32) {
         let slot = self.slab.vacant_key();
         (

@@ -7,6 +7,7 @@
 mod addr;
 mod api;
 mod context;
+mod delivery;
 mod envelope;
 mod error;
 mod exit;
@@ -14,14 +15,17 @@ mod gen_slab;
 mod link;
 mod pid;
 mod pool;
+mod proc;
 mod process;
 mod registry;
 mod reply;
 mod runtime;
+mod sched;
 mod shard;
 mod stats;
 mod table;
 mod timer;
+mod waker;
 
 pub use addr::{Addr, Ask};
 pub use api::{

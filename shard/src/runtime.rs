@@ -25,6 +25,7 @@ pub(crate) struct Config {
     pub(crate) overflow_limit: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) spin_before_park: Duration,
+    pub(crate) process_budget: u32,
 }
 
 /// The notifier a shard's doorbell rings: the waker of the shard's pump
@@ -134,6 +135,7 @@ pub struct Builder {
     overflow_limit: Option<usize>,
     shutdown_grace: Option<Duration>,
     spin_before_park: Option<Duration>,
+    process_budget: Option<u32>,
 }
 
 impl Builder {
@@ -191,6 +193,15 @@ impl Builder {
         self
     }
 
+    /// Messages a process may handle in one turn before the scheduler
+    /// moves on to the next ready process (default 100, as Pony's; zero is
+    /// taken as one). Lower values interleave processes more finely; higher
+    /// ones amortise scheduling over more messages.
+    pub fn process_budget(mut self, messages: u32) -> Self {
+        self.process_budget = Some(messages);
+        self
+    }
+
     fn resolve(&self) -> Result<(usize, bool), Error> {
         let cores = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(0);
         let available = std::thread::available_parallelism()
@@ -240,6 +251,7 @@ impl Builder {
             overflow_limit: self.overflow_limit.unwrap_or(1 << 16).max(1),
             shutdown_grace: self.shutdown_grace.unwrap_or(Duration::from_secs(5)),
             spin_before_park: self.spin_before_park.unwrap_or(Duration::from_micros(50)),
+            process_budget: self.process_budget.unwrap_or(100).max(1),
         };
         let id = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed); // a unique number; orders nothing
         let name = self.name.unwrap_or_else(|| format!("corelet-{id}"));
