@@ -29,15 +29,6 @@ pub struct Context<P> {
 }
 
 impl<P> Context<P> {
-    /// A context not yet pointing at its header (filled in right after the
-    /// allocation exists; never used before that).
-    pub(crate) fn placeholder() -> Self {
-        Self {
-            header: NonNull::dangling(),
-            _process: PhantomData,
-        }
-    }
-
     pub(crate) fn new(header: NonNull<Header>) -> Self {
         Self {
             header,

@@ -28,23 +28,32 @@ use std::ptr::NonNull;
 
 impl Shard {
     /// Delivers a user message to a process of this shard (rule 1).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn deliver<M: 'static>(&self, pid: Pid, msg: M) -> Result<(), SendError<M>> {
-        let Some(h) = self.procs.get(pid.slot(), pid.generation()) else {
-            self.count_dead_letter();
-            return Err(SendError::NoProcess(msg));
-        };
-        // SAFETY: found in the table, so alive (table rule 1).
-        if unsafe { h.as_ref() }.vtable.msg_type != TypeId::of::<M>() {
-            self.count_dead_letter();
-            return Err(SendError::WrongType(msg));
+        match self.procs.get(pid.slot(), pid.generation()) {
+            // SAFETY: found in the table, so alive (table rule 1).
+            Some(h) if unsafe { h.as_ref() }.vtable.msg_type == TypeId::of::<M>() => {
+                // SAFETY: a live process whose message type is `M` (just
+                // checked); nothing else holds its mailbox during this push.
+                unsafe { mailbox::<M>(h) }.push_message(Item::User(msg));
+                // SAFETY: alive, of this shard.
+                unsafe { self.on_message(h) };
+                Ok(())
+            }
+            found => self.refuse(found.is_some(), msg),
         }
-        // SAFETY: a live process whose message type is `M` (just checked);
-        // nothing else holds its mailbox during this push.
-        unsafe { mailbox::<M>(h) }.push(Item::User(msg));
-        // SAFETY: alive, of this shard.
-        unsafe { self.on_message(h) };
-        Ok(())
+    }
+
+    /// The slow path of [`Shard::deliver`]: a counted dead letter.
+    #[cold]
+    #[inline(never)]
+    fn refuse<M>(&self, wrong_type: bool, msg: M) -> Result<(), SendError<M>> {
+        self.count_dead_letter();
+        Err(if wrong_type {
+            SendError::WrongType(msg)
+        } else {
+            SendError::NoProcess(msg)
+        })
     }
 
     /// Sends a signal to a process of this shard.
@@ -101,7 +110,10 @@ impl Shard {
     /// with `None` (no such process) if `pid` is not alive here.
     pub(crate) fn add_waiter(&self, pid: Pid, waiter: ReplyTo<Option<ExitReason>>) {
         match self.header(pid) {
-            Some(header) => header.with_extras(|e| e.waiters.push(waiter)),
+            Some(header) => header.with_extras(|e| match e.waiter {
+                None => e.waiter = Some(waiter),
+                Some(_) => e.waiters.push(waiter),
+            }),
             None => waiter.send(None),
         }
     }
@@ -132,7 +144,7 @@ impl Shard {
         &self,
         h: NonNull<Header>,
         reason: &ExitReason,
-        leftovers: Leftovers<Item<M>, Signal>,
+        leftovers: Option<Leftovers<Item<M>, Signal>>,
     ) {
         // SAFETY: the caller (the process's own exit) keeps `h` alive until
         // this returns.
@@ -145,12 +157,14 @@ impl Shard {
             "a process's slot is freed only by its own exit"
         );
         self.counters.count_exit(reason);
-        let dead = leftovers
-            .messages
-            .iter()
-            .filter(|item| matches!(item, Item::User(_)))
-            .count();
-        add(&self.counters.dead_letters, dead as u64);
+        if let Some(leftovers) = &leftovers {
+            let dead = leftovers
+                .messages
+                .iter()
+                .filter(|item| matches!(item, Item::User(_)))
+                .count();
+            add(&self.counters.dead_letters, dead as u64);
+        }
         let extras = header.extras.borrow_mut().take();
         match extras.as_ref().and_then(|e| e.span.as_ref()) {
             Some(span) => tracing::debug!(parent: span, %pid, %reason, "process exited"),
@@ -159,23 +173,22 @@ impl Shard {
         // Dropped here, outside every borrow: undelivered requests tell
         // their askers that no reply is coming (rule 3).
         drop(leftovers);
-        if let Some(extras) = extras {
-            self.fan_out_exit(pid, reason, *extras);
+        if let Some(mut extras) = extras {
+            self.fan_out_exit(pid, reason, &mut extras);
         }
         if self.is_stopping() && self.procs.len() == 0 {
             self.wake_scheduler();
         }
     }
 
-    fn fan_out_exit(&self, pid: Pid, reason: &ExitReason, extras: Extras) {
-        let Extras {
-            waiters,
-            links,
-            monitors,
-            names,
-            ..
-        } = extras;
-        for waiter in waiters {
+    fn fan_out_exit(&self, pid: Pid, reason: &ExitReason, extras: &mut Extras) {
+        // Taken field by field rather than moving the whole (large) struct.
+        let waiter = extras.waiter.take();
+        let waiters = std::mem::take(&mut extras.waiters);
+        let links = std::mem::take(&mut extras.links);
+        let monitors = std::mem::take(&mut extras.monitors);
+        let names = std::mem::take(&mut extras.names);
+        for waiter in waiter.into_iter().chain(waiters) {
             waiter.send(Some(reason.clone()));
         }
         for monitor in monitors {

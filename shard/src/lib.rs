@@ -6,6 +6,7 @@
 
 mod addr;
 mod api;
+mod block_cache;
 mod context;
 mod delivery;
 mod envelope;

@@ -27,6 +27,7 @@ use crate::process::{HandlerResult, Process};
 use crate::shard::{Shard, CURRENT_PID};
 use crate::table::{flags, Header, Item, Outcome, Run, Signal, System, VTable};
 use corelet_mailbox::Mailbox;
+use std::alloc::Layout;
 use std::any::TypeId;
 use std::cell::UnsafeCell;
 use std::future::Future;
@@ -113,7 +114,9 @@ struct TermSlot<T> {
 
 type Boxed = Pin<Box<dyn Future<Output = HandlerResult>>>;
 
-/// Room for whichever hook future is alive (rule 3).
+/// Room for whichever hook future is alive (rule 3). `repr(C)`: every
+/// field starts at offset 0, so a pointer to the slot is a pointer to each.
+#[repr(C)]
 union Slot<F, T> {
     handle: ManuallyDrop<F>,
     term: ManuallyDrop<TermSlot<T>>,
@@ -147,6 +150,7 @@ impl<K: Kind> Ops<K> {
     const VTABLE: VTable = VTable {
         msg_type: TypeId::of::<<K::P as Process>::Msg>(),
         run: run::<K>,
+        recover: recover_run::<K>,
         signal: push_signal::<<K::P as Process>::Msg>,
         system: push_system::<<K::P as Process>::Msg>,
         discard: discard::<<K::P as Process>::Msg>,
@@ -228,21 +232,23 @@ pub(crate) fn allocate<P: Process>(state: P, pid: Pid, flags: u8) -> NonNull<Hea
             _types: PhantomData,
         };
         let vtable: &'static VTable = &Ops::<KindOf<P, H, F, T, TF>>::VTABLE;
-        let proc = Box::new(Proc {
-            head: ProcHead {
-                header: Header::new(vtable, pid, fl),
-                mailbox: UnsafeCell::new(Mailbox::new()),
-            },
-            state: UnsafeCell::new(ManuallyDrop::new(state)),
-            ctx: UnsafeCell::new(Context::placeholder()),
-            slot: UnsafeCell::new(MaybeUninit::uninit()),
-            kind,
-        });
-        let raw = NonNull::from(Box::leak(proc));
+        let layout = Layout::new::<Proc<KindOf<P, H, F, T, TF>>>();
+        let raw = crate::block_cache::alloc_block(layout).cast::<Proc<KindOf<P, H, F, T, TF>>>();
         let header = raw.cast::<Header>();
-        // SAFETY: the allocation was just made and nothing else refers to
-        // it yet.
-        unsafe { *(*raw.as_ptr()).ctx.get() = Context::new(header) };
+        // SAFETY: a fresh block of the right size and alignment (see
+        // `block_cache`), written once before anything else can see it.
+        unsafe {
+            raw.as_ptr().write(Proc {
+                head: ProcHead {
+                    header: Header::new(vtable, pid, fl),
+                    mailbox: UnsafeCell::new(Mailbox::new()),
+                },
+                state: UnsafeCell::new(ManuallyDrop::new(state)),
+                ctx: UnsafeCell::new(Context::new(header)),
+                slot: UnsafeCell::new(MaybeUninit::uninit()),
+                kind,
+            })
+        };
         header
     }
     with(state, pid, flags, P::handle, P::terminate)
@@ -309,9 +315,17 @@ pub(crate) unsafe fn exit_failed<P: Process>(
 /// `p` is a live `Proc<K>` with no hook future alive, out of the table, not
 /// queued, and never used again.
 unsafe fn free<K: Kind>(p: *mut Proc<K>) {
-    // SAFETY: the caller's contract: we own the allocation outright.
-    let boxed = unsafe { Box::from_raw(p) };
-    drop(boxed); // state is `ManuallyDrop`: dropped (or not) by the caller
+    // SAFETY: the caller's contract: we own the allocation outright. The
+    // state is `ManuallyDrop` (dropped, or not, by the caller) and the slot
+    // `MaybeUninit` (empty); the rest is dropped here, then the block goes
+    // back to the shard's cache.
+    unsafe {
+        std::ptr::drop_in_place(p);
+        crate::block_cache::free_block(
+            NonNull::new_unchecked(p.cast::<u8>()),
+            Layout::new::<Proc<K>>(),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -325,31 +339,54 @@ unsafe fn free<K: Kind>(p: *mut Proc<K>) {
 unsafe fn run<K: Kind>(h: NonNull<Header>, shard: &Rc<Shard>) -> Outcome {
     // SAFETY: the caller's contract.
     let header = unsafe { h.as_ref() };
-    let previous = CURRENT_PID.replace(Some(header.pid));
-    let _span = header
-        .has(flags::SPAN)
-        .then(|| header.extras_mut(|e| e.span.clone()).flatten())
-        .flatten();
-    let _entered = _span.as_ref().map(|s| s.enter());
+    let _pid = PidGuard(CURRENT_PID.replace(Some(header.pid)));
+    let _polling = crate::waker::polling(h);
+    let span = if header.has(flags::SPAN) {
+        header.extras_mut(|e| e.span.clone()).flatten()
+    } else {
+        None
+    };
+    let _entered = span.as_ref().map(|s| s.enter());
     header.run.set(Run::Running);
     let mut budget = shard.budget();
-    let outcome = loop {
-        // SAFETY: forwarded; `budget` lives across panics so that a
-        // panicking process cannot reset its own budget.
-        let attempt = catch_unwind(AssertUnwindSafe(|| unsafe {
-            run_until::<K>(h, shard, &mut budget)
-        }));
-        match attempt {
-            Ok(outcome) => break outcome,
-            // SAFETY: forwarded; the run was cut short by a panic.
-            Err(panic) => match unsafe { recover::<K>(h, shard, panic) } {
-                Some(outcome) => break outcome,
-                None => continue,
-            },
-        }
-    };
-    CURRENT_PID.set(previous);
+    let mut handled = 0;
+    // A panic unwinds from here to the scheduler, which calls
+    // `recover_run` (one `catch_unwind` per scheduler round, not per run).
+    // SAFETY: forwarded.
+    let outcome = unsafe { run_until::<K>(h, shard, &mut budget, &mut handled) };
+    shard.count_handled(handled);
     outcome
+}
+
+/// Restores `CURRENT_PID`, also when a panic unwinds through [`run`].
+struct PidGuard(Option<Pid>);
+
+impl Drop for PidGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        CURRENT_PID.set(self.0);
+    }
+}
+
+/// A hook panicked during [`run`]: see [`recover`]. A process that still
+/// has its terminate hook to run goes back on the queue.
+///
+/// # Safety
+/// As for [`run`]; `h` is the runnable whose run panicked.
+unsafe fn recover_run<K: Kind>(
+    h: NonNull<Header>,
+    shard: &Rc<Shard>,
+    panic: Box<dyn std::any::Any + Send>,
+) -> Outcome {
+    // SAFETY: forwarded.
+    match unsafe { recover::<K>(h, shard, panic) } {
+        Some(outcome) => outcome,
+        None => {
+            // SAFETY: still alive (`recover` returned no outcome).
+            unsafe { h.as_ref() }.run.set(Run::Queued);
+            Outcome::Requeue
+        }
+    }
 }
 
 /// Evaluates a `Result<(), Outcome>`; on `Err` the process has exited and
@@ -374,100 +411,167 @@ enum Step {
 
 /// The body of [`run`]; a panic unwinds out of it to [`recover`].
 ///
+/// The common case (no kill, no signal, no drain pending; a handler that
+/// completes at once) is one flags load, a pop, the handler's poll and a
+/// flags test per message.
+///
 /// # Safety
 /// As for [`run`].
-unsafe fn run_until<K: Kind>(h: NonNull<Header>, shard: &Rc<Shard>, budget: &mut u32) -> Outcome {
+unsafe fn run_until<K: Kind>(
+    h: NonNull<Header>,
+    shard: &Rc<Shard>,
+    budget: &mut u32,
+    handled: &mut u64,
+) -> Outcome {
     // SAFETY: `h` is a live `Proc<K>` (caller's contract).
     let (p, header) = unsafe { (this::<K>(h), h.as_ref()) };
     loop {
-        if header.has(flags::KILL) {
-            // SAFETY: the future (if any) belongs to this process.
-            unsafe { drop_future::<K>(p) };
-            return unsafe { exit::<K>(h, shard, ExitReason::Killed) };
-        }
         let step = match header.fut.get() {
-            fut::NONE => None,
+            fut::NONE => {
+                let mut draining = false;
+                if header.flags.get() & (flags::KILL | flags::SIGNALED | flags::DRAINING) != 0 {
+                    // SAFETY: no hook future alive.
+                    match unsafe { between_messages::<K>(p, h, shard) } {
+                        Between::Again => continue,
+                        Between::Exited(outcome) => return outcome,
+                        Between::Proceed { draining: d } => draining = d,
+                    }
+                }
+                // SAFETY: a short exclusive mailbox access; no future alive.
+                let mailbox = unsafe { mailbox::<<K::P as Process>::Msg>(h) };
+                if *budget == 0 {
+                    return if mailbox.is_empty() {
+                        header.run.set(Run::Idle);
+                        Outcome::Parked
+                    } else {
+                        header.run.set(Run::Queued);
+                        Outcome::Requeue
+                    };
+                }
+                let Some(item) = mailbox.pop_message() else {
+                    header.run.set(Run::Idle);
+                    return Outcome::Parked;
+                };
+                *budget -= 1;
+                if draining {
+                    header.with_extras(|e| e.shutdown_after = e.shutdown_after.saturating_sub(1));
+                }
+                match item {
+                    Item::User(msg) => {
+                        *handled += 1;
+                        // SAFETY: no hook future alive, so the slot is free;
+                        // then it holds the live `handle` future.
+                        unsafe {
+                            start_handle::<K>(p, h, msg);
+                            poll_handle::<K>(p, h)
+                        }
+                    }
+                    Item::System(system) => {
+                        // SAFETY: as above, for the boxed hook futures.
+                        if !unsafe { start_system::<K>(p, h, *system) } {
+                            continue;
+                        }
+                        // SAFETY: the slot now holds a live boxed future.
+                        unsafe { poll_boxed::<K>(p, h) }
+                    }
+                }
+            }
+            fut::HANDLE | fut::BOXED | fut::TERM if header.has(flags::KILL) => {
+                // SAFETY: the future belongs to this process; dropping it
+                // mid-await is what a kill means.
+                unsafe { drop_future::<K>(p) };
+                // SAFETY: no hook future alive any more.
+                return unsafe { exit::<K>(h, shard, ExitReason::Killed) };
+            }
             // SAFETY: the tag says which union field is alive.
-            fut::HANDLE => Some(unsafe { poll_handle::<K>(p, h) }),
-            fut::BOXED => Some(unsafe { poll_boxed::<K>(p, h) }),
+            fut::HANDLE => unsafe { poll_handle::<K>(p, h) },
+            // SAFETY: as above.
+            fut::BOXED => unsafe { poll_boxed::<K>(p, h) },
+            // SAFETY: as above: a terminate future.
             _ => match unsafe { poll_term::<K>(p, h) } {
-                Poll::Pending => Some(Step::Suspend),
-                // SAFETY: the terminate hook returned; the state is idle.
+                Poll::Pending => Step::Suspend,
+                // SAFETY: the terminate hook returned and was dropped.
                 Poll::Ready(reason) => return unsafe { exit::<K>(h, shard, reason) },
             },
         };
         match step {
-            Some(Step::Suspend) => return suspend(header),
-            Some(Step::Stop(reason)) => {
-                // SAFETY: no hook future is alive after a `Stop`.
-                or_exited!(unsafe { begin_terminate::<K>(p, h, shard, reason) });
-                continue;
-            }
             // `Context::stop` takes effect when the hook that called it
             // returns (a stop requested by `init` waits for the first
             // message, as it always did).
-            Some(Step::Next) if header.has(flags::STOP) => {
+            Step::Next if header.has(flags::STOP) => {
                 header.clear(flags::STOP);
                 let reason = header.extras_mut(|e| e.stop.take()).flatten();
                 let reason = reason.unwrap_or(ExitReason::Normal);
                 // SAFETY: no hook future alive (it just completed).
                 or_exited!(unsafe { begin_terminate::<K>(p, h, shard, reason) });
-                continue;
             }
-            Some(Step::Next) | None => {}
+            Step::Next => {}
+            Step::Suspend => return suspend(header),
+            Step::Stop(reason) => {
+                // SAFETY: no hook future is alive after a `Stop`.
+                or_exited!(unsafe { begin_terminate::<K>(p, h, shard, reason) });
+            }
         }
-        if header.has(flags::SIGNALED) {
-            // SAFETY: a short exclusive mailbox access; no future alive.
-            let mailbox = unsafe { mailbox::<<K::P as Process>::Msg>(h) };
-            match mailbox.take_signal() {
-                Some(Signal::Terminate(reason)) => {
-                    or_exited!(unsafe { begin_terminate::<K>(p, h, shard, reason) });
-                    continue;
+    }
+}
+
+/// What [`between_messages`] decided.
+enum Between {
+    /// Look again (a signal was taken, or a terminate hook started).
+    Again,
+    /// Go on and take the next message; `draining`: count it down.
+    Proceed { draining: bool },
+    /// The process exited.
+    Exited(Outcome),
+}
+
+/// The slow path between two messages: a kill, a queued signal, or a
+/// shutdown that has drained what it had to.
+///
+/// # Safety
+/// `p` is a live `Proc<K>` with no hook future alive.
+unsafe fn between_messages<K: Kind>(
+    p: *mut Proc<K>,
+    h: NonNull<Header>,
+    shard: &Rc<Shard>,
+) -> Between {
+    // SAFETY: the caller's contract.
+    let header = unsafe { h.as_ref() };
+    if header.has(flags::KILL) {
+        // SAFETY: no hook future alive.
+        return Between::Exited(unsafe { exit::<K>(h, shard, ExitReason::Killed) });
+    }
+    if header.has(flags::SIGNALED) {
+        // SAFETY: a short exclusive mailbox access.
+        let signal = unsafe { mailbox::<<K::P as Process>::Msg>(h) }.take_signal();
+        match signal {
+            Some(Signal::Terminate(reason)) => {
+                // SAFETY: no hook future alive.
+                return match unsafe { begin_terminate::<K>(p, h, shard, reason) } {
+                    Ok(()) => Between::Again,
+                    Err(outcome) => Between::Exited(outcome),
+                };
+            }
+            Some(Signal::Shutdown(after)) => {
+                if !header.has(flags::DRAINING) {
+                    header.set(flags::DRAINING);
+                    header.with_extras(|e| e.shutdown_after = after.unwrap_or(0));
                 }
-                Some(Signal::Shutdown(after)) => {
-                    if !header.has(flags::DRAINING) {
-                        header.set(flags::DRAINING);
-                        let after = after.unwrap_or(0);
-                        header.with_extras(|e| e.shutdown_after = after);
-                    }
-                    continue;
-                }
-                None => header.clear(flags::SIGNALED),
+                return Between::Again;
             }
+            None => header.clear(flags::SIGNALED),
         }
-        if header.has(flags::DRAINING) && header.extras_mut(|e| e.shutdown_after == 0) == Some(true)
-        {
-            header.clear(flags::DRAINING);
-            or_exited!(unsafe { begin_terminate::<K>(p, h, shard, ExitReason::Shutdown) });
-            continue;
-        }
-        // SAFETY: a short exclusive mailbox access; no future alive.
-        let mailbox = unsafe { mailbox::<<K::P as Process>::Msg>(h) };
-        if *budget == 0 {
-            if mailbox.is_empty() {
-                header.run.set(Run::Idle);
-                return Outcome::Parked;
-            }
-            header.run.set(Run::Queued);
-            return Outcome::Requeue;
-        }
-        let Some(item) = mailbox.pop_message() else {
-            header.run.set(Run::Idle);
-            return Outcome::Parked;
+    }
+    if header.has(flags::DRAINING) && header.extras_mut(|e| e.shutdown_after == 0) == Some(true) {
+        header.clear(flags::DRAINING);
+        // SAFETY: no hook future alive.
+        return match unsafe { begin_terminate::<K>(p, h, shard, ExitReason::Shutdown) } {
+            Ok(()) => Between::Again,
+            Err(outcome) => Between::Exited(outcome),
         };
-        *budget -= 1;
-        if header.has(flags::DRAINING) {
-            header.with_extras(|e| e.shutdown_after = e.shutdown_after.saturating_sub(1));
-        }
-        match item {
-            Item::User(msg) => {
-                shard.count_handled();
-                // SAFETY: no hook future alive; the slot is free.
-                unsafe { start_handle::<K>(p, h, msg) };
-            }
-            // SAFETY: as above.
-            Item::System(system) => unsafe { start_system::<K>(p, h, *system) },
-        }
+    }
+    Between::Proceed {
+        draining: header.has(flags::DRAINING),
     }
 }
 
@@ -499,27 +603,28 @@ unsafe fn borrow<K: Kind>(p: *mut Proc<K>) -> (&'static mut K::P, &'static mut C
 /// # Safety
 /// `p` is a live `Proc<K>` whose slot is free.
 unsafe fn start_handle<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>, msg: <K::P as Process>::Msg) {
-    // SAFETY: the slot is free (caller's contract); rule 2.
+    // SAFETY: the slot is free (caller's contract); rule 2. The future is
+    // written straight into its union field (not through a whole `Slot`).
     unsafe {
         let (state, ctx) = borrow::<K>(p);
-        let fut = (*p).kind.handle(state, ctx, msg);
-        (*(*p).slot.get()).as_mut_ptr().write(Slot {
-            handle: ManuallyDrop::new(fut),
-        });
+        let slot = (*p).slot.get().cast::<K::Handle>();
+        slot.write((*p).kind.handle(state, ctx, msg));
         h.as_ref().fut.set(fut::HANDLE);
     }
 }
 
 /// # Safety
 /// `p` is a live `Proc<K>` whose slot is free.
-unsafe fn start_system<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>, system: System) {
+/// Returns `false` (and starts nothing) for a `Down` of a monitor that was
+/// demonitored meanwhile.
+unsafe fn start_system<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>, system: System) -> bool {
     // SAFETY: the slot is free (caller's contract); rule 2.
     let (state, ctx) = unsafe { borrow::<K>(p) };
     let fut: Boxed = match system {
         System::Exit(from, reason) => Box::pin(state.handle_exit(ctx, from, reason)),
         System::Down(down) => {
             if !ctx.forget_monitor(&down.monitor) {
-                return; // demonitored: rule 3 of `link.rs`
+                return false; // demonitored: rule 3 of `link.rs`
             }
             Box::pin(state.handle_down(ctx, down))
         }
@@ -531,6 +636,7 @@ unsafe fn start_system<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>, system: Sys
         });
         h.as_ref().fut.set(fut::BOXED);
     }
+    true
 }
 
 /// Starts the terminate hook (or exits at once for `Killed`). Returns
@@ -572,9 +678,8 @@ unsafe fn begin_terminate<K: Kind>(
 }
 
 /// Polls with a borrowed waker that names this process (rule 4).
+#[inline(always)]
 fn waker_for<R>(h: NonNull<Header>, poll: impl FnOnce(&mut TaskContext<'_>) -> R) -> R {
-    // SAFETY: `h` is live (every caller polls one of its futures).
-    unsafe { h.as_ref() }.clear(flags::NOTIFIED);
     crate::waker::with_borrowed(h, poll)
 }
 
@@ -590,7 +695,12 @@ unsafe fn poll_handle<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>) -> Step {
         Poll::Pending => Step::Suspend,
         Poll::Ready(result) => {
             // SAFETY: the future completed; dropping it ends its borrows.
-            unsafe { drop_future::<K>(p) };
+            // The tag is cleared first so that a panicking drop is not
+            // repeated by `recover`.
+            unsafe {
+                h.as_ref().fut.set(fut::NONE);
+                ManuallyDrop::drop(&mut (*(*(*p).slot.get()).as_mut_ptr()).handle);
+            }
             match result {
                 Ok(()) => Step::Next,
                 Err(e) => Step::Stop(ExitReason::Error(e.to_string())),
@@ -744,8 +854,15 @@ unsafe fn exit<K: Kind>(h: NonNull<Header>, shard: &Rc<Shard>, reason: ExitReaso
         drop_quietly(panic);
     }
     // SAFETY: a short exclusive access; nothing else touches the mailbox.
-    let leftovers = unsafe { mailbox::<<K::P as Process>::Msg>(h) }.close();
-    shard.exit(h, &reason, leftovers);
+    let mailbox = unsafe { mailbox::<<K::P as Process>::Msg>(h) };
+    let leftovers = (!mailbox.is_empty() || mailbox.signal_count() > 0).then(|| mailbox.close());
+    // Dropping leftovers runs user code; a panic there must not unwind into
+    // `recover`, which would run hooks on a state that is gone.
+    let told = catch_unwind(AssertUnwindSafe(|| shard.exit(h, &reason, leftovers)));
+    if let Err(panic) = told {
+        tracing::warn!(%pid, panic = %panic_message(&*panic), "exit fan-out panicked");
+        drop_quietly(panic);
+    }
     // SAFETY: out of the table, not queued (it is running), no future.
     unsafe { free::<K>(p) };
     Outcome::Exited

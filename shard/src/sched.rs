@@ -166,20 +166,46 @@ impl Shard {
     }
 
     /// Runs up to [`ROUND`] turns from the ready queue; returns how many.
+    /// One `catch_unwind` for the whole round: a panic out of a runnable's
+    /// run is handed to that runnable's `recover`, and the round goes on.
+    #[inline(never)] // a stable symbol for profilers
     fn run_ready(self: &Rc<Self>) -> usize {
         let mut turns = 0;
-        while turns < ROUND {
+        let running: Cell<Option<NonNull<Header>>> = Cell::new(None);
+        loop {
+            let round = catch_unwind(AssertUnwindSafe(|| self.run_turns(&mut turns, &running)));
+            let Err(panic) = round else {
+                return turns;
+            };
+            let Some(h) = running.take() else {
+                // Not a runnable's: the scheduler's own code panicked.
+                std::panic::resume_unwind(panic);
+            };
+            // SAFETY: `h` was being run (so alive and of this shard) when
+            // the panic unwound out of its `run`.
+            let outcome = unsafe { (h.as_ref().vtable.recover)(h, self, panic) };
+            if outcome == Outcome::Requeue {
+                // SAFETY: it was running, so not queued; still alive.
+                unsafe { self.ready.push(h) };
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn run_turns(self: &Rc<Self>, turns: &mut usize, running: &Cell<Option<NonNull<Header>>>) {
+        while *turns < ROUND {
             let Some(h) = self.ready.pop() else { break };
-            turns += 1;
+            *turns += 1;
+            running.set(Some(h));
             // SAFETY: queued runnables are alive and belong to this shard;
             // `run` is the vtable's, matching the allocation's type.
             let outcome = unsafe { (h.as_ref().vtable.run)(h, self) };
+            running.set(None);
             if outcome == Outcome::Requeue {
                 // SAFETY: it just left the queue and is still alive.
                 unsafe { self.ready.push(h) };
             }
         }
-        turns
     }
 
     /// Runs `fut` on this shard as a task: polled by the scheduler like a
@@ -231,6 +257,7 @@ impl<F: Future<Output = ()> + 'static> TaskOps<F> {
     const VTABLE: VTable = VTable {
         msg_type: TypeId::of::<()>(),
         run: run_task::<F>,
+        recover: recover_task::<F>,
         signal: |_, _| unreachable!("tasks get no signals"),
         system: |_, _| unreachable!("tasks get no messages"),
         discard: |_| 0,
@@ -239,22 +266,32 @@ impl<F: Future<Output = ()> + 'static> TaskOps<F> {
 }
 
 fn allocate_task<F: Future<Output = ()> + 'static>(fut: F) -> NonNull<Header> {
-    let task = Box::new(Task {
-        header: Header::new(
-            &TaskOps::<F>::VTABLE,
-            crate::pid::Pid::from_parts(crate::pid::ShardId(0), 0, 0),
-            flags::TASK,
-        ),
-        fut,
-    });
-    NonNull::from(Box::leak(task)).cast()
+    let layout = std::alloc::Layout::new::<Task<F>>();
+    let task = crate::block_cache::alloc_block(layout).cast::<Task<F>>();
+    // SAFETY: a fresh block of the right size and alignment.
+    unsafe {
+        task.as_ptr().write(Task {
+            header: Header::new(
+                &TaskOps::<F>::VTABLE,
+                crate::pid::Pid::from_parts(crate::pid::ShardId(0), 0, 0),
+                flags::TASK,
+            ),
+            fut,
+        })
+    };
+    task.cast()
 }
 
 /// # Safety
 /// `h` is a `Task<F>`, out of the task table and the ready queue.
 unsafe fn free_task<F>(h: NonNull<Header>) {
-    // SAFETY: the caller's contract: we own the allocation outright.
-    drop(unsafe { Box::from_raw(h.as_ptr().cast::<Task<F>>()) });
+    let task = h.cast::<Task<F>>();
+    // SAFETY: the caller's contract: we own the allocation outright; the
+    // task is dropped once and its block returned.
+    unsafe {
+        std::ptr::drop_in_place(task.as_ptr());
+        crate::block_cache::free_block(h.cast(), std::alloc::Layout::new::<Task<F>>());
+    }
 }
 
 /// # Safety
@@ -265,42 +302,62 @@ unsafe fn run_task<F: Future<Output = ()>>(h: NonNull<Header>, shard: &Rc<Shard>
     header.run.set(Run::Running);
     header.clear(flags::NOTIFIED);
     let task = h.as_ptr().cast::<Task<F>>();
-    let polled = catch_unwind(AssertUnwindSafe(|| {
+    let polled = {
+        let _polling = crate::waker::polling(h);
         crate::waker::with_borrowed(h, |cx: &mut Context<'_>| {
             // SAFETY: the future lives in the task's allocation and never
             // moves until it is dropped with it.
             unsafe { Pin::new_unchecked(&mut (*task).fut) }.poll(cx)
         })
-    }));
+    };
     match polled {
-        Ok(Poll::Pending) => {
-            if header.has(flags::NOTIFIED) {
-                header.clear(flags::NOTIFIED);
-                header.run.set(Run::Queued);
-                Outcome::Requeue
-            } else {
-                header.run.set(Run::Suspended);
-                Outcome::Parked
-            }
+        Poll::Pending if header.has(flags::NOTIFIED) => {
+            header.clear(flags::NOTIFIED);
+            header.run.set(Run::Queued);
+            Outcome::Requeue
         }
-        done => {
-            if let Err(panic) = done {
-                let msg = crate::exit::panic_message(&*panic);
-                tracing::error!(shard = shard.id.0, panic = %msg, "task panicked");
-            }
-            let key = header.pid;
-            shard
-                .tasks
-                .borrow_mut()
-                .remove(key.slot(), key.generation());
-            // SAFETY: out of the table; it was running, so not queued.
-            let freed = catch_unwind(AssertUnwindSafe(|| unsafe { free_task::<F>(h) }));
-            if freed.is_err() {
-                tracing::warn!(shard = shard.id.0, "dropping a finished task panicked");
-            }
-            Outcome::Exited
+        Poll::Pending => {
+            header.run.set(Run::Suspended);
+            Outcome::Parked
         }
+        // SAFETY: done; it was running, so not queued.
+        Poll::Ready(()) => unsafe { finish_task::<F>(h, shard) },
     }
+}
+
+/// A task's poll panicked: log it and drop the task.
+///
+/// # Safety
+/// As for [`run_task`]; `h` is the task whose poll panicked.
+unsafe fn recover_task<F>(
+    h: NonNull<Header>,
+    shard: &Rc<Shard>,
+    panic: Box<dyn std::any::Any + Send>,
+) -> Outcome {
+    let msg = crate::exit::panic_message(&*panic);
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(panic)));
+    tracing::error!(shard = shard.id.0, panic = %msg, "task panicked");
+    // SAFETY: forwarded.
+    unsafe { finish_task::<F>(h, shard) }
+}
+
+/// Takes a finished (or failed) task out of the table and frees it.
+///
+/// # Safety
+/// `h` is a live `Task<F>` of `shard`, not queued.
+unsafe fn finish_task<F>(h: NonNull<Header>, shard: &Rc<Shard>) -> Outcome {
+    // SAFETY: the caller's contract.
+    let key = unsafe { h.as_ref() }.pid;
+    shard
+        .tasks
+        .borrow_mut()
+        .remove(key.slot(), key.generation());
+    // SAFETY: out of the table and not queued: nothing refers to it.
+    let freed = catch_unwind(AssertUnwindSafe(|| unsafe { free_task::<F>(h) }));
+    if freed.is_err() {
+        tracing::warn!(shard = shard.id.0, "dropping a finished task panicked");
+    }
+    Outcome::Exited
 }
 
 /// Gives the thread back to glommio until its reactor has run once: the

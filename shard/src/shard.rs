@@ -32,9 +32,10 @@ use crate::sched::ReadyQueue;
 use crate::stats::{add, bump, Counters, ShardStats};
 use crate::table::{Header, ProcTable, Signal};
 use corelet_cross_shard::{Consumer, Producer};
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
@@ -96,12 +97,17 @@ pub(crate) struct Shard {
     stopping: Cell<bool>,
     budget: u32,
     pub(crate) counters: Counters,
+    /// Blocks for process and task allocations (see `block_cache.rs`).
+    pub(crate) blocks: crate::block_cache::BlockCache,
 }
 
 thread_local! {
-    /// This thread's shard. Written only by the shard thread's setup and
-    /// teardown (`pool.rs`), never while a `with_current` closure runs.
-    static CURRENT: UnsafeCell<Option<Rc<Shard>>> = const { UnsafeCell::new(None) };
+    /// This thread's shard: a strong reference leaked into a raw pointer
+    /// by `set_current` and taken back by `take_current` (a plain pointer,
+    /// so that reading it is one load: it is on every `tell`). Written only
+    /// by the shard thread's setup and teardown (`pool.rs`), never while a
+    /// `with_current` closure runs.
+    static CURRENT: Cell<*const Shard> = const { Cell::new(std::ptr::null()) };
     /// The pid of the process the scheduler is running on this thread.
     pub(crate) static CURRENT_PID: Cell<Option<Pid>> = const { Cell::new(None) };
 }
@@ -109,30 +115,32 @@ thread_local! {
 /// Runs `f` with this thread's shard, if this is a shard thread.
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Shard>) -> R) -> Option<R> {
-    CURRENT.with(|c| {
-        // SAFETY: `CURRENT` is replaced only by `set_current`/`take_current`,
-        // which no code running inside `f` calls (rule 1; see `pool.rs`).
-        let current = unsafe { &*c.get() };
-        current.as_ref().map(f)
-    })
+    let current = CURRENT.get();
+    if current.is_null() {
+        return None;
+    }
+    // SAFETY: `current` came from `Rc::into_raw` in `set_current` and its
+    // strong count is held until `take_current`, which no code running
+    // inside `f` calls; `ManuallyDrop` leaves that count alone.
+    let shard = ManuallyDrop::new(unsafe { Rc::from_raw(current) });
+    Some(f(&shard))
 }
 
 /// Runs `on_shard(shard, value)` on a shard thread, or `elsewhere(value)`:
-/// one thread-local access, and the value is handed back either way.
+/// one thread-local load, and the value is handed back either way.
 #[inline]
 pub(crate) fn with_current_or<T, R>(
     value: T,
     on_shard: impl FnOnce(&Rc<Shard>, T) -> R,
     elsewhere: impl FnOnce(T) -> R,
 ) -> R {
-    CURRENT.with(|c| {
-        // SAFETY: as in `with_current`.
-        let current = unsafe { &*c.get() };
-        match current.as_ref() {
-            Some(shard) => on_shard(shard, value),
-            None => elsewhere(value),
-        }
-    })
+    let current = CURRENT.get();
+    if current.is_null() {
+        return elsewhere(value);
+    }
+    // SAFETY: as in `with_current`.
+    let shard = ManuallyDrop::new(unsafe { Rc::from_raw(current) });
+    on_shard(&shard, value)
 }
 
 /// This thread's shard, if any.
@@ -142,14 +150,15 @@ pub(crate) fn current() -> Option<Rc<Shard>> {
 
 pub(crate) fn set_current(shard: Option<Rc<Shard>>) {
     drop(take_current());
-    // SAFETY: no `with_current` closure is running (see `CURRENT`).
-    CURRENT.with(|c| unsafe { *c.get() = shard });
+    CURRENT.set(shard.map_or(std::ptr::null(), Rc::into_raw));
 }
 
 /// Takes this thread's shard out of `CURRENT`.
 pub(crate) fn take_current() -> Option<Rc<Shard>> {
-    // SAFETY: no `with_current` closure is running (see `CURRENT`).
-    CURRENT.with(|c| unsafe { (*c.get()).take() })
+    let current = CURRENT.replace(std::ptr::null());
+    // SAFETY: a non-null `current` came from `Rc::into_raw` in
+    // `set_current`, and this takes its count back exactly once.
+    (!current.is_null()).then(|| unsafe { Rc::from_raw(current) })
 }
 
 /// The pid of the process whose hook is running on this thread.
@@ -202,6 +211,7 @@ impl Shard {
             stopping: Cell::new(false),
             budget: shared.config.process_budget,
             counters: Counters::default(),
+            blocks: Default::default(),
         }
     }
 
@@ -209,8 +219,8 @@ impl Shard {
         self.stopping.get()
     }
 
-    pub(crate) fn count_handled(&self) {
-        bump(&self.counters.messages);
+    pub(crate) fn count_handled(&self, n: u64) {
+        add(&self.counters.messages, n);
     }
 
     pub(crate) fn count_dead_letter(&self) {
@@ -313,6 +323,7 @@ impl Shard {
 
     /// Publishes every outbox and moves overflow into rings where room
     /// appeared. Returns whether anything is still waiting to go out.
+    #[inline(never)] // a stable symbol for profilers
     pub(crate) fn flush_outbound(&self) -> bool {
         if !self.dirty.get() {
             return false;
@@ -354,6 +365,7 @@ impl Shard {
     /// Drains every inbound ring and the injector, running each envelope as
     /// it is taken (delivering into mailboxes, mostly: no process runs
     /// until everything waiting has been delivered). Returns how many ran.
+    #[inline(never)] // a stable symbol for profilers
     pub(crate) fn drain_inbound(self: &Rc<Self>) -> usize {
         let mut n = 0;
         let sources = self.inboxes.borrow().len();

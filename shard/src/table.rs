@@ -21,6 +21,7 @@
 //!    is being polled. Other threads never see a pointer to it: they name a
 //!    process by its `Pid` and route through rings.
 
+use crate::block_cache::CachedBox;
 use crate::exit::ExitReason;
 use crate::link::{Down, MonitorRef};
 use crate::pid::Pid;
@@ -112,8 +113,15 @@ pub(crate) struct VTable {
     /// `TypeId` of the process's message type (of `()` for tasks): a
     /// delivery checks it before it touches the typed mailbox.
     pub(crate) msg_type: TypeId,
-    /// Runs up to a budget of work; see `proc::run`.
+    /// Runs up to a budget of work; see `proc::run`. A panic unwinds out
+    /// of it to the scheduler, which hands it to `recover`.
     pub(crate) run: unsafe fn(NonNull<Header>, &std::rc::Rc<crate::shard::Shard>) -> Outcome,
+    /// Cleans up after a panic escaped `run` (a hook panicked).
+    pub(crate) recover: unsafe fn(
+        NonNull<Header>,
+        &std::rc::Rc<crate::shard::Shard>,
+        Box<dyn std::any::Any + Send>,
+    ) -> Outcome,
     /// Queues a signal in the typed mailbox.
     pub(crate) signal: unsafe fn(NonNull<Header>, Signal),
     /// Queues a trapped exit or a `Down` in the typed mailbox.
@@ -139,7 +147,7 @@ pub(crate) struct Header {
     /// Next in the ready queue (meaningful only while `Queued`).
     pub(crate) next: Cell<Option<NonNull<Header>>>,
     /// Everything most processes never use, allocated on first use.
-    pub(crate) extras: RefCell<Option<Box<Extras>>>,
+    pub(crate) extras: RefCell<Option<CachedBox<Extras>>>,
 }
 
 impl Header {
@@ -173,7 +181,7 @@ impl Header {
     /// Runs `f` on the extras, allocating them first if needed.
     pub(crate) fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
         let mut extras = self.extras.borrow_mut();
-        f(extras.get_or_insert_with(Default::default))
+        f(extras.get_or_insert_with(|| CachedBox::new(Extras::default())))
     }
 
     /// Runs `f` on the extras if they exist.
@@ -186,7 +194,9 @@ impl Header {
 /// cached waker, the tracing span.
 #[derive(Default)]
 pub(crate) struct Extras {
-    /// Told the exit reason when the process exits.
+    /// Told the exit reason when the process exits: the first one here
+    /// (most processes have at most one), the others in `waiters`.
+    pub(crate) waiter: Option<ReplyTo<Option<ExitReason>>>,
     pub(crate) waiters: Vec<ReplyTo<Option<ExitReason>>>,
     pub(crate) links: Vec<Pid>,
     /// Monitors *of* this process (watchers to send `Down` to).

@@ -35,16 +35,28 @@ thread_local! {
     static POLLING: Cell<Option<NonNull<Header>>> = const { Cell::new(None) };
 }
 
-/// Polls through `poll` with the borrowed waker of `h` (rule 1).
-#[inline]
-pub(crate) fn with_borrowed<R>(h: NonNull<Header>, poll: impl FnOnce(&mut Context<'_>) -> R) -> R {
-    struct Restore(Option<NonNull<Header>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            POLLING.set(self.0);
-        }
+/// Marks `h` as the runnable this thread is running until the guard is
+/// dropped: its borrowed wakers are valid meanwhile (rule 1).
+#[inline(always)]
+pub(crate) fn polling(h: NonNull<Header>) -> Polling {
+    Polling(POLLING.replace(Some(h)))
+}
+
+/// Restores the previous [`polling`] mark.
+pub(crate) struct Polling(Option<NonNull<Header>>);
+
+impl Drop for Polling {
+    #[inline(always)]
+    fn drop(&mut self) {
+        POLLING.set(self.0);
     }
-    let _restore = Restore(POLLING.replace(Some(h)));
+}
+
+/// Polls through `poll` with the borrowed waker of `h` (rule 1). The
+/// caller holds `h`'s [`polling`] guard.
+#[inline(always)]
+pub(crate) fn with_borrowed<R>(h: NonNull<Header>, poll: impl FnOnce(&mut Context<'_>) -> R) -> R {
+    debug_assert_eq!(POLLING.get(), Some(h));
     let raw = RawWaker::new(h.as_ptr() as *const (), &BORROWED);
     // SAFETY: the vtable's functions uphold `RawWaker`'s contract for this
     // data pointer for as long as the waker is used during this poll (rule
