@@ -33,6 +33,8 @@ struct Extras {
     monitors: Vec<MonitorRef>,
     next_monitor: u64,
     timers: Timers,
+    /// Owned tasks and streams (`owned.rs`), dropped with the context.
+    owned: crate::owned::Owned,
 }
 
 impl<P: Process> Context<P> {
@@ -51,6 +53,14 @@ impl<P: Process> Context<P> {
 
     fn timers(&mut self) -> &mut Timers {
         &mut self.extras().timers
+    }
+
+    pub(crate) fn owned(&mut self) -> &mut crate::owned::Owned {
+        &mut self.extras().owned
+    }
+
+    pub(crate) fn owned_ref(&self) -> Option<&crate::owned::Owned> {
+        self.extras.as_ref().map(|e| &e.owned)
     }
 
     fn here(&self) -> Rc<Shard> {
