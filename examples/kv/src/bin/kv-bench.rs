@@ -1,0 +1,2 @@
+//! kv-bench (filled in below).
+fn main() {}

@@ -1,0 +1,2 @@
+//! kv-crash (filled in below).
+fn main() {}
