@@ -62,29 +62,63 @@ pub struct Conn {
 #[derive(Default)]
 struct Plan {
     batches: Vec<Batch>,
-    order: Vec<(u32, u32)>,
+    slots: Vec<Slot>,
     local: Vec<u8>,
-    count: usize,
 }
 
-/// Marks a local reply in `Plan::order` (shard numbers are below it).
-const LOCAL: u32 = u32::MAX;
+/// Where one command's reply comes from.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Reply `index` of shard `shard`'s batch, for command `cmd` (an
+    /// index into the parsed commands, to send it again if the shard
+    /// stopped before it).
+    Shard {
+        shard: u32,
+        index: u32,
+        cmd: Cmd,
+        at: u32,
+    },
+    /// Bytes `start..end` of `Plan::local`.
+    Local { start: u32, end: u32 },
+}
 
 impl Plan {
-    fn push_shard(&mut self, shard: usize, cmd: Cmd, args: &[Bytes]) {
+    fn push_shard(&mut self, shard: usize, cmd: Cmd, args: &[Bytes], at: usize) {
         if self.batches.len() <= shard {
             self.batches.resize_with(shard + 1, Batch::default);
         }
         let b = &mut self.batches[shard];
-        self.order.push((shard as u32, b.len() as u32));
+        self.slots.push(Slot::Shard {
+            shard: shard as u32,
+            index: b.len() as u32,
+            cmd,
+            at: at as u32,
+        });
         b.push(cmd, args.iter().cloned());
-        self.count += 1;
     }
 
     fn push_local(&mut self, reply: &[u8]) {
-        self.order.push((LOCAL, self.local.len() as u32));
+        let start = self.local.len() as u32;
         self.local.extend_from_slice(reply);
-        self.count += 1;
+        let end = self.local.len() as u32;
+        self.slots.push(Slot::Local { start, end });
+    }
+
+    fn count(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+/// The commands of one read: arguments, and where each command ends.
+struct Parsed {
+    args: Vec<Bytes>,
+    bounds: Vec<usize>,
+}
+
+impl Parsed {
+    fn command(&self, i: usize) -> &[Bytes] {
+        let start = if i == 0 { 0 } else { self.bounds[i - 1] };
+        &self.args[start..self.bounds[i]]
     }
 }
 
@@ -139,47 +173,68 @@ impl Conn {
     }
 
     /// Sends the round's batches, waits for every shard, and appends the
-    /// replies to `out` in command order.
-    async fn run_plan(&mut self, plan: &mut Plan) {
-        if plan.count == 0 {
-            return;
-        }
-        let asks: Vec<_> = std::mem::take(&mut plan.batches)
-            .into_iter()
-            .enumerate()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(s, b)| {
-                let n = b.len();
-                (s, n, self.srv.parts[s].ask(move |r| PartMsg::Exec(b, r)))
-            })
-            .collect();
-        let mut replies: Vec<Option<Replies>> = Vec::new();
-        for (s, n, ask) in asks {
-            let r = ask
-                .await
-                .unwrap_or_else(|e| Replies::errors(n, &format!("ERR shard {s} unavailable: {e}")));
-            if replies.len() <= s {
-                replies.resize_with(s + 1, || None);
+    /// replies to `out` in command order. A partition stops a batch once
+    /// its replies pass a budget (so a slow reader's connection never holds
+    /// more than about that much per shard); the replies so far are
+    /// written out and the rest is sent again.
+    async fn run_plan(&mut self, plan: &mut Plan, parsed: &Parsed) -> Result<(), ()> {
+        while plan.count() > 0 {
+            let asks: Vec<_> = std::mem::take(&mut plan.batches)
+                .into_iter()
+                .enumerate()
+                .filter(|(_, b)| !b.is_empty())
+                .map(|(s, b)| {
+                    let n = b.len();
+                    (s, n, self.srv.parts[s].ask(move |r| PartMsg::Exec(b, r)))
+                })
+                .collect();
+            let mut replies: Vec<Option<Replies>> = Vec::new();
+            for (s, n, ask) in asks {
+                let r = ask.await.unwrap_or_else(|e| {
+                    Replies::errors(n, &format!("ERR shard {s} unavailable: {e}"))
+                });
+                if replies.len() <= s {
+                    replies.resize_with(s + 1, || None);
+                }
+                replies[s] = Some(r);
             }
-            replies[s] = Some(r);
-        }
-        for (i, &(s, at)) in plan.order.iter().enumerate() {
-            if s == LOCAL {
-                let end = plan.order[i + 1..]
-                    .iter()
-                    .find(|(s, _)| *s == LOCAL)
-                    .map_or(plan.local.len(), |&(_, e)| e as usize);
-                self.out.extend_from_slice(&plan.local[at as usize..end]);
-            } else if let Some(r) = &replies[s as usize] {
-                self.out.extend_from_slice(r.get(at as usize));
+            let done = |slot: &Slot| match *slot {
+                Slot::Local { .. } => true,
+                Slot::Shard { shard, index, .. } => replies[shard as usize]
+                    .as_ref()
+                    .is_some_and(|r| (index as usize) < r.len()),
+            };
+            let ready = plan.slots.iter().take_while(|s| done(s)).count();
+            for slot in &plan.slots[..ready] {
+                self.out.extend_from_slice(reply_of(slot, plan, &replies));
             }
+            if ready == plan.slots.len() {
+                *plan = Plan::default();
+                break;
+            }
+            // A shard stopped early: write what is answered, then send the
+            // unanswered commands again (keeping replies already made).
+            self.write_out().await.map_err(|_| ())?;
+            let mut next = Plan::default();
+            for slot in &plan.slots[ready..] {
+                match *slot {
+                    Slot::Shard { shard, cmd, at, .. } if !done(slot) => next.push_shard(
+                        shard as usize,
+                        cmd,
+                        parsed.command(at as usize),
+                        at as usize,
+                    ),
+                    _ => next.push_local(reply_of(slot, plan, &replies)),
+                }
+            }
+            *plan = next;
         }
-        *plan = Plan::default();
+        Ok(())
     }
 
     /// Parses what is buffered into commands (arguments as slices of one
     /// frozen chunk) and a protocol error, if the input went bad.
-    fn parse(&mut self) -> (Vec<Bytes>, Vec<usize>, Option<ProtoError>) {
+    fn parse(&mut self) -> (Parsed, Option<ProtoError>) {
         let mut parsed: Vec<Arg> = Vec::new();
         let mut bounds = Vec::new();
         let mut consumed = 0;
@@ -214,31 +269,27 @@ impl Conn {
                 Arg::Owned(v) => Bytes::from(v),
             })
             .collect();
-        (args, bounds, error)
+        (Parsed { args, bounds }, error)
     }
 
     /// Answers everything in the input buffer. `Err` closes the connection.
     async fn serve(&mut self, ctx: &mut Context<Self>) -> Result<(), ()> {
-        let (args, bounds, error) = self.parse();
+        let (parsed, error) = self.parse();
         let mut plan = Plan::default();
-        let mut start = 0;
         let mut quit = false;
-        for end in bounds {
-            let cmd_args = &args[start..end];
-            start = end;
-            self.command(ctx, &mut plan, cmd_args, &mut quit).await;
+        for i in 0..parsed.bounds.len() {
+            self.command(ctx, &mut plan, &parsed, i, &mut quit).await?;
             if quit {
                 break;
             }
-            if plan.count >= PLAN_LIMIT {
-                self.run_plan(&mut plan).await;
+            if plan.count() >= PLAN_LIMIT {
+                self.run_plan(&mut plan, &parsed).await?;
             }
             if self.out.len() >= OUT_LIMIT {
-                self.run_plan(&mut plan).await;
                 self.write_out().await.map_err(|_| ())?;
             }
         }
-        self.run_plan(&mut plan).await;
+        self.run_plan(&mut plan, &parsed).await?;
         if let Some(e) = &error {
             if !quit {
                 resp::error(&mut self.out, &format!("ERR {e}"));
@@ -255,11 +306,14 @@ impl Conn {
         &mut self,
         ctx: &mut Context<Self>,
         plan: &mut Plan,
-        args: &[Bytes],
+        parsed: &Parsed,
+        at: usize,
         quit: &mut bool,
-    ) {
+    ) -> Result<(), ()> {
+        let args = parsed.command(at);
         let Some(cmd) = Cmd::lookup(&args[0]) else {
-            return plan.push_local(&unknown_command(args));
+            plan.push_local(&unknown_command(args));
+            return Ok(());
         };
         if !cmd.arity_ok(args.len()) {
             let mut r = Vec::new();
@@ -267,11 +321,12 @@ impl Conn {
                 &mut r,
                 &format!("ERR wrong number of arguments for '{}' command", cmd.name()),
             );
-            return plan.push_local(&r);
+            plan.push_local(&r);
+            return Ok(());
         }
         let n = self.srv.parts.len();
         match cmd.route() {
-            Route::Key => plan.push_shard(shard_of(&args[1], n), cmd, args),
+            Route::Key => plan.push_shard(shard_of(&args[1], n), cmd, args, at),
             Route::Keys { step } => {
                 let first = shard_of(&args[1], n);
                 let one_shard = args[1..]
@@ -279,9 +334,9 @@ impl Conn {
                     .step_by(step)
                     .all(|k| shard_of(k, n) == first);
                 if one_shard {
-                    plan.push_shard(first, cmd, args);
+                    plan.push_shard(first, cmd, args, at);
                 } else {
-                    self.run_plan(plan).await;
+                    self.run_plan(plan, parsed).await?;
                     self.tx_seq += 1;
                     let tx = (ctx.pid(), self.tx_seq);
                     let reply = crate::txn::multi(&self.srv, tx, cmd, args, step).await;
@@ -290,18 +345,18 @@ impl Conn {
             }
             Route::Conn => match cmd {
                 Cmd::Quit => {
-                    self.run_plan(plan).await;
+                    self.run_plan(plan, parsed).await?;
                     resp::ok(&mut self.out);
                     *quit = true;
                 }
                 Cmd::Shutdown => {
-                    self.run_plan(plan).await;
+                    self.run_plan(plan, parsed).await?;
                     // Redis answers nothing: the connection closes as the
                     // server stops.
                     let _ = self.srv.stop.send(());
                 }
                 Cmd::Info => {
-                    self.run_plan(plan).await;
+                    self.run_plan(plan, parsed).await?;
                     let text = crate::info::info(&self.srv, args.get(1)).await;
                     resp::bulk(&mut self.out, text.as_bytes());
                 }
@@ -311,13 +366,14 @@ impl Conn {
                 }
             },
             Route::All => {
-                self.run_plan(plan).await;
+                self.run_plan(plan, parsed).await?;
                 self.tx_seq += 1;
                 let tx = (ctx.pid(), self.tx_seq);
                 let reply = crate::txn::all(&self.srv, tx, cmd, args).await;
                 self.out.extend_from_slice(&reply);
             }
         }
+        Ok(())
     }
 
     /// Commands answered by the connection itself.
@@ -374,6 +430,16 @@ impl Conn {
             _ => resp::error(&mut out, "ERR unsupported here"),
         }
         out
+    }
+}
+
+/// The reply bytes of a finished slot.
+fn reply_of<'a>(slot: &Slot, plan: &'a Plan, replies: &'a [Option<Replies>]) -> &'a [u8] {
+    match *slot {
+        Slot::Local { start, end } => &plan.local[start as usize..end as usize],
+        Slot::Shard { shard, index, .. } => replies[shard as usize]
+            .as_ref()
+            .map_or(&[][..], |r| r.get(index as usize)),
     }
 }
 

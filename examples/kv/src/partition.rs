@@ -23,6 +23,11 @@ use corelet::{Context, Down, HandlerResult, MonitorRef, Pid, Process, ReplyTo};
 use std::collections::VecDeque;
 use std::time::Duration;
 
+/// Reply bytes after which a batch stops (the rest is sent again by the
+/// connection once it has written these out): what bounds the memory a
+/// slow reader can pin. A transaction's commit always runs whole.
+const REPLY_BUDGET: usize = 64 << 10;
+
 /// Identifies one cross-shard transaction: its coordinator and a number.
 pub type TxId = (Pid, u64);
 
@@ -128,6 +133,9 @@ impl Partition {
         let log = self.log.as_mut().expect("loaded before serving");
         let before = log.appended();
         for (cmd, args) in batch.iter() {
+            if check_oom && replies.buf_mut().len() >= REPLY_BUDGET {
+                break; // the connection sends the rest again
+            }
             if let Some(e) = log.error() {
                 if cmd.is_write() {
                     replies.error(&format!("MISCONF Errors writing to the AOF file: {e}"));
