@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn inline_with_quotes() {
         let (n, args) = one(b"set  \"a b\\x41\" 'c\\'d'\r\nrest").unwrap().unwrap();
-        assert_eq!(n, 20);
+        assert_eq!(n, 23);
         assert_eq!(
             args,
             vec![b"set".to_vec(), b"a bA".to_vec(), b"c'd".to_vec()]
