@@ -9,6 +9,7 @@ pub mod batch;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod crashtest;
 pub mod db;
 pub mod exec;
 mod exec_types;
