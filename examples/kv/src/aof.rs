@@ -150,13 +150,34 @@ pub fn log_path(dir: &Path, shard: usize) -> PathBuf {
     dir.join(format!("shard-{shard}.aof"))
 }
 
+/// The shard count recorded in the header of the log at `path`, if the
+/// file exists and starts with a valid header.
+pub fn header_shards(path: &Path) -> Option<usize> {
+    let data = std::fs::read(path).ok()?;
+    let (payload, _) = record_at(&data, 0)?;
+    let args = decode_payload(payload)?;
+    if args.len() != 4 || args[0] != HEADER_TAG {
+        return None;
+    }
+    std::str::from_utf8(args[3]).ok()?.parse().ok()
+}
+
 /// The file a rewrite of shard `shard`'s log is built in.
 pub fn rewrite_path(dir: &Path, shard: usize) -> PathBuf {
     dir.join(format!("shard-{shard}.aof.rewrite"))
 }
 
 /// Opens (creating if needed) a log for direct-I/O reads and writes.
+///
+/// A new or empty file first gets one block of zeros (padding, which
+/// recovery reads as the end of the data). glommio 0.9 decides once per
+/// device whether polled I/O works by reading the first file it opens, and
+/// a read of an empty file "succeeds" — after which every read on that
+/// device fails with `EOPNOTSUPP`. A block to read makes the probe honest.
 pub async fn open(path: &Path) -> std::io::Result<DmaFile> {
+    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        std::fs::write(path, [0u8; BLOCK as usize])?;
+    }
     OpenOptions::new()
         .read(true)
         .write(true)

@@ -190,6 +190,19 @@ impl Server {
 /// Refuses a log directory written with more shards than now: their keys
 /// would silently go missing.
 fn check_dir(cfg: &Config, shards: usize) -> Result<(), String> {
+    for i in 0..shards {
+        let path = crate::aof::log_path(&cfg.dir, i);
+        match crate::aof::header_shards(&path) {
+            Some(n) if n != shards => {
+                return Err(format!(
+                    "{} was written by {n} shards, but this server has {shards}: \
+                     start with CORELET_SHARDS={n} (or --shards {n})",
+                    path.display()
+                ))
+            }
+            _ => {}
+        }
+    }
     let extra = crate::aof::log_path(&cfg.dir, shards);
     if extra.exists() {
         return Err(format!(
