@@ -62,7 +62,7 @@ impl Slot {
     fn done(&self) -> bool {
         // Never borrowed across a poll by anyone but the task itself, and
         // the task does not call back into its owner's context.
-        self.body.try_borrow().map_or(false, |b| b.is_none())
+        self.body.try_borrow().is_ok_and(|b| b.is_none())
     }
 
     fn grant(&self, n: u64) {

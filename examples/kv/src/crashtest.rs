@@ -256,7 +256,7 @@ pub fn run(cfg: &CrashConfig, cycles: usize, mut log: impl FnMut(&str)) -> (usiz
 fn one_cycle(
     cfg: &CrashConfig,
     rng: &mut fastrand::Rng,
-    models: &mut Vec<Model>,
+    models: &mut [Model],
 ) -> Result<(), String> {
     let port = free_port();
     let mut child = start(cfg, port)?;

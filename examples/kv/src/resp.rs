@@ -353,7 +353,10 @@ mod tests {
             .collect()
     }
 
-    fn one(buf: &[u8]) -> Result<Option<(usize, Vec<Vec<u8>>)>, ProtoError> {
+    /// Bytes consumed and the arguments.
+    type Parsed = Option<(usize, Vec<Vec<u8>>)>;
+
+    fn one(buf: &[u8]) -> Result<Parsed, ProtoError> {
         let mut out = Vec::new();
         Ok(parse(buf, &Limits::default(), &mut out)?.map(|n| (n, args_of(buf, &out))))
     }

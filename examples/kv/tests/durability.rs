@@ -315,6 +315,9 @@ fn spawn_binary(dir: &std::path::Path) -> (std::process::Child, u16) {
         }
         std::thread::sleep(Duration::from_millis(5)); // waiting for a child process to listen
     }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not start");
 }
 

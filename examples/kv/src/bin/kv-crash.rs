@@ -46,7 +46,7 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let seed = args.seed.unwrap_or_else(|| corelet_kv::now_ms());
+    let seed = args.seed.unwrap_or_else(corelet_kv::now_ms);
     let cfg = CrashConfig {
         binary,
         dir: temp_dir("crash"),
