@@ -1,2 +1,0 @@
-//! kv-bench (filled in below).
-fn main() {}
