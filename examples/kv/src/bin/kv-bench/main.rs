@@ -31,7 +31,11 @@ struct Args {
     #[arg(short = 'c', long, default_value_t = 50)]
     clients: u32,
     /// Tests (redis-benchmark -t).
-    #[arg(short = 't', long, default_value = "set,get,incr,lpush,lpop,sadd,hset,mset")]
+    #[arg(
+        short = 't',
+        long,
+        default_value = "set,get,incr,lpush,lpop,sadd,hset,mset"
+    )]
     tests: String,
     /// Pipeline depths (redis-benchmark -P), comma-separated.
     #[arg(long, default_value = "1,16")]
@@ -120,7 +124,15 @@ fn start(server: &Server, persistence: &str, port: u16, dir: &Path, kv: &Path) -
     let mut cmd = match server {
         Server::Redis => {
             let mut c = Command::new("taskset");
-            c.args(["-c", "0", "redis-server", "--port", &port.to_string(), "--save", ""]);
+            c.args([
+                "-c",
+                "0",
+                "redis-server",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ]);
             c.args(["--dir", dir.to_str().unwrap()]);
             if persistence == "off" {
                 c.args(["--appendonly", "no"]);
@@ -135,12 +147,20 @@ fn start(server: &Server, persistence: &str, port: u16, dir: &Path, kv: &Path) -
             c.args(["--port", &port.to_string(), "--cores", &cores.join(",")]);
             c.args(["--dir", dir.to_str().unwrap()]);
             // corelet-kv always logs; "off" is its closest: never synced.
-            let fsync = if persistence == "off" { "no" } else { persistence };
+            let fsync = if persistence == "off" {
+                "no"
+            } else {
+                persistence
+            };
             c.args(["--appendfsync", fsync, "--maxclients", "100000"]);
             c
         }
     };
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start server");
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
     wait_listening(port, &mut child);
     child
 }
@@ -151,9 +171,18 @@ fn stop(mut child: Child) {
 }
 
 fn run_benchmark(args: &Args, port: u16, pipeline: u32) -> BTreeMap<String, Sample> {
-    let mut cmd = Command::new("redis-benchmark");
+    // The client gets the last CPU to itself (unless a corelet-kv shard
+    // runs there too, as ×2 does on a 2-CPU machine).
+    let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", &last.to_string(), "redis-benchmark"]);
     cmd.args(["-p", &port.to_string(), "-t", &args.tests, "--csv"]);
-    cmd.args(["-n", &args.requests.to_string(), "-c", &args.clients.to_string()]);
+    cmd.args([
+        "-n",
+        &args.requests.to_string(),
+        "-c",
+        &args.clients.to_string(),
+    ]);
     cmd.args(["-P", &pipeline.to_string()]);
     if args.keyspace > 0 {
         cmd.args(["-r", &args.keyspace.to_string()]);
@@ -167,8 +196,19 @@ fn run_benchmark(args: &Args, port: u16, pipeline: u32) -> BTreeMap<String, Samp
             continue;
         }
         let num = |i: usize| f[i].parse::<f64>().unwrap_or(0.0);
-        let name = f[0].split_whitespace().next().unwrap_or(f[0]).to_lowercase();
-        samples.insert(name, Sample { rps: num(1), p50: num(4), p99: num(6) });
+        let name = f[0]
+            .split_whitespace()
+            .next()
+            .unwrap_or(f[0])
+            .to_lowercase();
+        samples.insert(
+            name,
+            Sample {
+                rps: num(1),
+                p50: num(4),
+                p99: num(6),
+            },
+        );
     }
     samples
 }
@@ -185,15 +225,27 @@ fn main() {
     let args = Args::parse();
     need("redis-server");
     need("redis-benchmark");
-    let kv = std::env::current_exe().unwrap().with_file_name("corelet-kv");
+    let kv = std::env::current_exe()
+        .unwrap()
+        .with_file_name("corelet-kv");
     if !kv.exists() {
-        eprintln!("kv-bench: {} not found: cargo build --release -p corelet-kv", kv.display());
+        eprintln!(
+            "kv-bench: {} not found: cargo build --release -p corelet-kv",
+            kv.display()
+        );
         std::process::exit(2);
     }
     let list = |s: &str| -> Vec<String> { s.split(',').map(|p| p.trim().to_owned()).collect() };
-    let pipelines: Vec<u32> = list(&args.pipelines).iter().map(|p| p.parse().unwrap()).collect();
+    let pipelines: Vec<u32> = list(&args.pipelines)
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .collect();
     let mut servers = vec![Server::Redis];
-    servers.extend(list(&args.shards).iter().map(|s| Server::Kv(s.parse().unwrap())));
+    servers.extend(
+        list(&args.shards)
+            .iter()
+            .map(|s| Server::Kv(s.parse().unwrap())),
+    );
     let tests = list(&args.tests);
     let dir = std::env::temp_dir().join(format!("kv-bench-{}", std::process::id()));
     let mut raw: BTreeMap<(String, u32, String, String), Vec<Sample>> = BTreeMap::new();
@@ -211,10 +263,15 @@ fn main() {
                         round + 1,
                         server.label(),
                         started.elapsed().as_secs_f64(),
-                        samples.iter().map(|(t, s)| (t.as_str(), s.rps as u64)).collect::<Vec<_>>()
+                        samples
+                            .iter()
+                            .map(|(t, s)| (t.as_str(), s.rps as u64))
+                            .collect::<Vec<_>>()
                     );
                     for (test, s) in samples {
-                        raw.entry((persistence.clone(), p, server.label(), test)).or_default().push(s);
+                        raw.entry((persistence.clone(), p, server.label(), test))
+                            .or_default()
+                            .push(s);
                     }
                 }
             }
@@ -223,7 +280,12 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     let results: Results = raw.into_iter().map(|(k, v)| (k, median(v))).collect();
     let svg = args.out.with_file_name("kv-bench.svg");
-    if let Err(e) = plot::throughput(&svg, &results, &tests, &servers.iter().map(Server::label).collect::<Vec<_>>()) {
+    if let Err(e) = plot::throughput(
+        &svg,
+        &results,
+        &tests,
+        &servers.iter().map(Server::label).collect::<Vec<_>>(),
+    ) {
         eprintln!("kv-bench: plot: {e}");
     }
     let page = report(&args, &results, &tests, &servers, &pipelines);
@@ -234,23 +296,39 @@ fn main() {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cores} CPUs ({cpu})")
 }
 
-fn report(args: &Args, r: &Results, tests: &[String], servers: &[Server], pipelines: &[u32]) -> String {
+fn report(
+    args: &Args,
+    r: &Results,
+    tests: &[String],
+    servers: &[Server],
+    pipelines: &[u32],
+) -> String {
     let mut s = String::new();
     let redis_version = Command::new("redis-server")
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(2).unwrap_or("").to_owned())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .nth(2)
+                .unwrap_or("")
+                .to_owned()
+        })
         .unwrap_or_default();
     s.push_str(&format!(
         "Measured by `cargo run --release -p corelet-kv --bin kv-bench -- -n {} -r {} --rounds {}` on {}; \
          redis-server {redis_version} pinned to CPU 0 (`taskset`), corelet-kv ×N on CPUs 0..N-1 (`--cores`), \
-         redis-benchmark `-c {} -t {}` unpinned. Requests per second (median of the rounds) and \
+         redis-benchmark `-c {} -t {}` pinned to the last CPU. Requests per second (median of the rounds) and \
          p50/p99 latency in ms as redis-benchmark reports them. \"off\": redis-server without AOF or \
          RDB; corelet-kv always logs, so \"off\" runs it with `--appendfsync no`.\n\n",
         args.requests, args.keyspace, args.rounds, machine(), args.clients, args.tests
@@ -264,24 +342,35 @@ fn report(args: &Args, r: &Results, tests: &[String], servers: &[Server], pipeli
     };
     for persistence in &persistences {
         for &p in pipelines {
-            s.push_str(&format!("### persistence {persistence}, pipeline {p}\n\n| test |"));
+            s.push_str(&format!(
+                "### persistence {persistence}, pipeline {p}\n\n| test |"
+            ));
             for srv in servers {
                 s.push_str(&format!(" {} rps (p50/p99 ms) |", srv.label()));
             }
             s.push_str(" ×1 / redis |");
-            for srv in servers.iter().filter(|x| matches!(x, Server::Kv(n) if *n > 1)) {
+            for srv in servers
+                .iter()
+                .filter(|x| matches!(x, Server::Kv(n) if *n > 1))
+            {
                 s.push_str(&format!(" {} / ×1 |", srv.label()));
             }
             s.push_str("\n|---|");
-            let extra = servers.iter().filter(|x| matches!(x, Server::Kv(n) if *n > 1)).count();
+            let extra = servers
+                .iter()
+                .filter(|x| matches!(x, Server::Kv(n) if *n > 1))
+                .count();
             s.push_str(&"---:|".repeat(servers.len() + 1 + extra));
             s.push('\n');
             for test in tests {
-                let get = |srv: &str| r.get(&(persistence.clone(), p, srv.to_owned(), test.clone()));
+                let get =
+                    |srv: &str| r.get(&(persistence.clone(), p, srv.to_owned(), test.clone()));
                 s.push_str(&format!("| {test} |"));
                 for srv in servers {
                     match get(&srv.label()) {
-                        Some(x) => s.push_str(&format!(" {:.0} ({:.3}/{:.3}) |", x.rps, x.p50, x.p99)),
+                        Some(x) => {
+                            s.push_str(&format!(" {:.0} ({:.3}/{:.3}) |", x.rps, x.p50, x.p99))
+                        }
                         None => s.push_str(" – |"),
                     }
                 }
@@ -290,7 +379,10 @@ fn report(args: &Args, r: &Results, tests: &[String], servers: &[Server], pipeli
                     _ => " – |".into(),
                 };
                 s.push_str(&ratio(get(&kv1), get(&redis)));
-                for srv in servers.iter().filter(|x| matches!(x, Server::Kv(n) if *n > 1)) {
+                for srv in servers
+                    .iter()
+                    .filter(|x| matches!(x, Server::Kv(n) if *n > 1))
+                {
                     s.push_str(&ratio(get(&srv.label()), get(&kv1)));
                 }
                 s.push('\n');

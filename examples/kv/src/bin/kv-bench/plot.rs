@@ -15,7 +15,12 @@ const COLOURS: [RGBColor; 4] = [
 type Error = Box<dyn std::error::Error>;
 
 /// Draws `path`.
-pub fn throughput(path: &Path, r: &Results, tests: &[String], servers: &[String]) -> Result<(), Error> {
+pub fn throughput(
+    path: &Path,
+    r: &Results,
+    tests: &[String],
+    servers: &[String],
+) -> Result<(), Error> {
     let mut panels: Vec<(String, u32)> = r.keys().map(|k| (k.0.clone(), k.1)).collect();
     panels.dedup();
     let rows = panels.len().max(1) as u32;
@@ -60,12 +65,17 @@ pub fn throughput(path: &Path, r: &Results, tests: &[String], servers: &[String]
             let bars = tests.iter().enumerate().filter_map(|(i, t)| {
                 let s = r.get(&(persistence.clone(), *p, server.clone(), t.clone()))?;
                 let x0 = i as f64 - 0.4 + j as f64 * width;
-                Some(Rectangle::new([(x0, 0.0), (x0 + width, s.rps)], colour.filled()))
+                Some(Rectangle::new(
+                    [(x0, 0.0), (x0 + width, s.rps)],
+                    colour.filled(),
+                ))
             });
             chart
                 .draw_series(bars)?
                 .label(server.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
+                });
         }
         chart
             .configure_series_labels()
