@@ -211,6 +211,19 @@ impl<P: Process> Context<P> {
             .unwrap_or(false)
     }
 
+    /// Runs `f` on this process's owned tasks (allocating the extras).
+    pub(crate) fn with_owned<R>(&mut self, f: impl FnOnce(&mut crate::owned::Owned) -> R) -> R {
+        self.header().with_extras(|e| f(&mut e.owned))
+    }
+
+    /// Runs `f` on this process's owned tasks, if it has any extras.
+    pub(crate) fn with_owned_if_any<R>(
+        &self,
+        f: impl FnOnce(&mut crate::owned::Owned) -> R,
+    ) -> Option<R> {
+        self.header().extras_mut(|e| f(&mut e.owned))
+    }
+
     /// Timers of this process that have not finished.
     pub fn pending_timers(&self) -> usize {
         self.header()

@@ -119,12 +119,13 @@ impl Shard {
     }
 
     /// Releases what a process's context holds, before its state is
-    /// dropped: its timers are cancelled and its own monitors are dropped
-    /// on their targets' side.
+    /// dropped: its timers and owned tasks are cancelled and its own
+    /// monitors are dropped on their targets' side.
     pub(crate) fn release_context(&self, header: &Header) {
-        let (timers, watching) = match header.extras_mut(|e| {
+        let (timers, owned, watching) = match header.extras_mut(|e| {
             (
                 std::mem::take(&mut e.timers),
+                std::mem::take(&mut e.owned),
                 std::mem::take(&mut e.watching),
             )
         }) {
@@ -132,6 +133,7 @@ impl Shard {
             None => return,
         };
         drop(timers); // cancels: no timer outlives its process
+        drop(owned); // drops every owned future (and what it holds) now
         for monitor in watching {
             self.demonitor(monitor);
         }

@@ -207,6 +207,8 @@ pub(crate) struct Extras {
     pub(crate) watching: Vec<MonitorRef>,
     pub(crate) next_monitor: u64,
     pub(crate) timers: Timers,
+    /// Owned tasks and streams (`owned.rs`), dropped with the timers.
+    pub(crate) owned: crate::owned::Owned,
     /// The reason given to `Context::stop_with`, if not `Normal`.
     pub(crate) stop: Option<ExitReason>,
     /// Lane items still to handle before a `Shutdown` takes effect.
