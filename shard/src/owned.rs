@@ -12,8 +12,9 @@
 //!
 //! # Rules
 //!
-//! 1. An owned task runs on its owner's shard and is polled by that shard's
-//!    executor only; the future need not be `Send`, nor its output.
+//! 1. An owned task runs on its owner's shard, as a task of the shard's
+//!    scheduler (so a process that yields lets it run, like any other
+//!    runnable); the future need not be `Send`, nor its output.
 //! 2. Its results are delivered with [`Addr::tell_local`]: no allocation, no
 //!    atomics, FIFO with the owner's other same-shard messages.
 //! 3. An owned task lives no longer than its owner: the owner's exit drops
@@ -27,6 +28,7 @@
 
 use crate::addr::Addr;
 use crate::context::Context;
+use crate::pid::Pid;
 use crate::process::Process;
 use futures_lite::stream::{Stream, StreamExt};
 use std::cell::{Cell, RefCell};
@@ -101,7 +103,8 @@ impl Slot {
 #[derive(Default)]
 pub(crate) struct Owned {
     next: u64,
-    live: Vec<(u64, glommio::Task<()>, Rc<Slot>)>,
+    /// Id, the scheduler task's key, and the shared slot.
+    live: Vec<(u64, Pid, Rc<Slot>)>,
 }
 
 impl Owned {
@@ -111,7 +114,7 @@ impl Owned {
         self.next += 1;
         *slot.body.borrow_mut() = Some(Box::pin(body));
         let polled = slot.clone();
-        let task = glommio::spawn_local(std::future::poll_fn(move |cx| {
+        let task = spawn_task(std::future::poll_fn(move |cx| {
             let mut body = polled.body.borrow_mut();
             let Some(fut) = body.as_mut() else {
                 return Poll::Ready(()); // cancelled
@@ -135,7 +138,7 @@ impl Owned {
             .map(|(_, _, s)| s)
     }
 
-    fn take(&mut self, r: OwnedRef) -> Option<(glommio::Task<()>, Rc<Slot>)> {
+    fn take(&mut self, r: OwnedRef) -> Option<(Pid, Rc<Slot>)> {
         let i = self.live.iter().position(|(id, _, _)| *id == r.0)?;
         let (_, task, slot) = self.live.swap_remove(i);
         Some((task, slot))
@@ -152,9 +155,21 @@ impl Drop for Owned {
     fn drop(&mut self) {
         for (_, task, slot) in self.live.drain(..) {
             slot.cancel();
-            drop(task);
+            finish(task);
         }
     }
+}
+
+/// Runs `body` as a task of this thread's shard; returns its key.
+fn spawn_task(body: impl Future<Output = ()> + 'static) -> Pid {
+    crate::shard::with_current(|s| s.spawn_task(body))
+        .expect("owned tasks are started by a process, on its shard")
+}
+
+/// Wakes the task `key` after its body was dropped, so that it completes
+/// (finding no body) and is freed.
+fn finish(key: Pid) {
+    crate::shard::with_current(|s| s.wake_key(key, true));
 }
 
 impl<P: Process> Context<P> {
@@ -239,7 +254,7 @@ impl<P: Process> Context<P> {
         let taken = self.with_owned_if_any(|o| o.take(r)).flatten();
         taken.is_some_and(|(task, slot)| {
             let pending = slot.cancel();
-            drop(task);
+            finish(task);
             pending
         })
     }

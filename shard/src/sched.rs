@@ -211,15 +211,17 @@ impl Shard {
     /// Runs `fut` on this shard as a task: polled by the scheduler like a
     /// process, but with no pid, no mailbox, and cancelled (dropped) if it
     /// is still running when the shard stops.
-    pub(crate) fn spawn_task(&self, fut: impl Future<Output = ()> + 'static) {
+    /// Returns the task's key (for [`Shard::wake_key`]).
+    pub(crate) fn spawn_task(&self, fut: impl Future<Output = ()> + 'static) -> crate::pid::Pid {
         let h = allocate_task(fut);
         let (slot, generation) = self.tasks.borrow_mut().insert(h);
+        let key = crate::pid::Pid::from_parts(self.id, slot, generation);
         // SAFETY: just allocated, not shared yet.
         unsafe {
-            let header = &mut *h.as_ptr();
-            header.pid = crate::pid::Pid::from_parts(self.id, slot, generation);
+            (*h.as_ptr()).pid = key;
             self.schedule(h);
         }
+        key
     }
 
     /// Drops every task still running (the shard is stopping).

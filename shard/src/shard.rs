@@ -471,7 +471,7 @@ impl Shard {
     /// Runs `fut` as a task of this shard that shutdown will cancel if it
     /// is still running then.
     pub(crate) fn run_task(&self, fut: impl Future<Output = ()> + 'static) {
-        self.spawn_task(fut);
+        let _ = self.spawn_task(fut);
     }
 
     /// Run on the shard's thread after its executor panicked (with
