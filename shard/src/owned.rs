@@ -217,22 +217,24 @@ impl<P: Process> Context<P> {
         // A weak handle: the slot owns the body, so a strong one would be a
         // cycle; the body only runs while the slot is alive.
         let units = Rc::downgrade(&slot);
-        self.with_owned(|o| o.start(slot, async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                let Some(slot) = units.upgrade() else { break };
-                slot.take().await;
-                drop(slot);
-                let event = match stream.next().await {
-                    Some(item) => StreamEvent::Item(item),
-                    None => StreamEvent::End,
-                };
-                let end = matches!(event, StreamEvent::End);
-                if me.tell_local(into(event)).is_err() || end {
-                    break; // the owner is gone (cannot happen while we live) or done
+        self.with_owned(|o| {
+            o.start(slot, async move {
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    let Some(slot) = units.upgrade() else { break };
+                    slot.take().await;
+                    drop(slot);
+                    let event = match stream.next().await {
+                        Some(item) => StreamEvent::Item(item),
+                        None => StreamEvent::End,
+                    };
+                    let end = matches!(event, StreamEvent::End);
+                    if me.tell_local(into(event)).is_err() || end {
+                        break; // the owner is gone (cannot happen while we live) or done
+                    }
                 }
-            }
-        }))
+            })
+        })
     }
 
     /// Lets the stream `r` deliver `n` more items. Does nothing for a

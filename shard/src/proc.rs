@@ -76,8 +76,11 @@ pub(crate) trait Kind: 'static {
 pub(crate) struct KindOf<P, H, F, T, TF> {
     handle: H,
     terminate: T,
-    _types: PhantomData<fn() -> (P, F, TF)>,
+    _types: Types<P, F, TF>,
 }
+
+/// The types a [`KindOf`] names but does not hold.
+type Types<P, F, TF> = PhantomData<fn() -> (P, F, TF)>;
 
 impl<P, H, F, T, TF> Kind for KindOf<P, H, F, T, TF>
 where
@@ -259,7 +262,11 @@ pub(crate) fn allocate<P: Process>(state: P, pid: Pid, flags: u8) -> NonNull<Hea
 /// # Safety
 /// `h` must be the header of a live process of type `P` that has never run.
 pub(crate) unsafe fn init<P: Process>(h: NonNull<Header>) -> Result<(), ExitReason> {
-    fn typed<P, H, F, T, TF>(h: NonNull<Header>, _h: H, _t: T) -> Result<(), ExitReason>
+    fn typed<P, H, F, T, TF>(
+        h: NonNull<Header>,
+        _handle: H,
+        _terminate: T,
+    ) -> Result<(), ExitReason>
     where
         P: Process,
         H: Fn(&'static mut P, &'static mut Context<P>, P::Msg) -> F + 'static,
@@ -294,8 +301,8 @@ pub(crate) unsafe fn exit_failed<P: Process>(
         h: NonNull<Header>,
         shard: &Rc<Shard>,
         reason: ExitReason,
-        _h: H,
-        _t: T,
+        _handle: H,
+        _terminate: T,
     ) where
         P: Process,
         H: Fn(&'static mut P, &'static mut Context<P>, P::Msg) -> F + 'static,
@@ -820,11 +827,9 @@ unsafe fn recover<K: Kind>(
         // SAFETY: no hook future is alive any more.
         return Some(unsafe { exit::<K>(h, shard, ExitReason::Panicked(message)) });
     }
-    // SAFETY: no hook future is alive any more.
-    match unsafe { begin_terminate::<K>(p, h, shard, ExitReason::Panicked(message)) } {
-        Ok(()) => None, // run the loop again: it polls the terminate hook
-        Err(exited) => Some(exited),
-    }
+    // SAFETY: no hook future is alive any more. `None`: run the loop again,
+    // which polls the terminate hook.
+    unsafe { begin_terminate::<K>(p, h, shard, ExitReason::Panicked(message)) }.err()
 }
 
 /// Drops a panic payload, whose own drop might panic.

@@ -94,12 +94,15 @@ enum Waiter {
     Waker(Waker),
 }
 
+/// Drops the value a slot holds (it knows the value's type).
+type DropValue = unsafe fn(&mut Storage);
+
 /// A pending reply in the asker's shard.
 pub(crate) struct ReplySlot {
     waiter: Waiter,
     /// `Some` once answered: `Ok(drop function of the stored value)` or the
     /// error.
-    outcome: Option<Result<unsafe fn(&mut Storage), AskError>>,
+    outcome: Option<Result<DropValue, AskError>>,
     value: Storage,
 }
 
@@ -264,7 +267,7 @@ impl Shard {
                         Ok(value) => {
                             // SAFETY: no outcome yet, so the storage is empty.
                             unsafe { s.value.put(value) };
-                            Ok(drop_stored::<R> as unsafe fn(&mut Storage))
+                            Ok(drop_stored::<R> as DropValue)
                         }
                         Err(e) => Err(e),
                     });

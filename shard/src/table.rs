@@ -108,6 +108,13 @@ pub(crate) enum Outcome {
     Exited,
 }
 
+/// See [`VTable::recover`].
+pub(crate) type Recover = unsafe fn(
+    NonNull<Header>,
+    &std::rc::Rc<crate::shard::Shard>,
+    Box<dyn std::any::Any + Send>,
+) -> Outcome;
+
 /// The type-specific operations of a process or task allocation.
 pub(crate) struct VTable {
     /// `TypeId` of the process's message type (of `()` for tasks): a
@@ -117,11 +124,7 @@ pub(crate) struct VTable {
     /// of it to the scheduler, which hands it to `recover`.
     pub(crate) run: unsafe fn(NonNull<Header>, &std::rc::Rc<crate::shard::Shard>) -> Outcome,
     /// Cleans up after a panic escaped `run` (a hook panicked).
-    pub(crate) recover: unsafe fn(
-        NonNull<Header>,
-        &std::rc::Rc<crate::shard::Shard>,
-        Box<dyn std::any::Any + Send>,
-    ) -> Outcome,
+    pub(crate) recover: Recover,
     /// Queues a signal in the typed mailbox.
     pub(crate) signal: unsafe fn(NonNull<Header>, Signal),
     /// Queues a trapped exit or a `Down` in the typed mailbox.

@@ -141,8 +141,8 @@ impl Cmd {
             argc >= (-a) as usize
         };
         fits && match self {
-            Cmd::Mset => argc % 2 == 1,
-            Cmd::Hset => argc % 2 == 0,
+            Cmd::Mset => !argc.is_multiple_of(2),
+            Cmd::Hset => argc.is_multiple_of(2),
             _ => true,
         }
     }
