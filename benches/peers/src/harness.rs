@@ -22,7 +22,7 @@ pub enum Session {
     /// raw glommio: two executor threads.
     Glommio(on_glommio::Session),
     /// stakker: one `Stakker` on this thread.
-    Stakker(on_stakker::Session),
+    Stakker(Box<on_stakker::Session>),
     /// Go: the built program, one process per workload.
     Go(on_go::Session),
 }
@@ -36,7 +36,7 @@ impl Session {
             Kind::Ractor => Session::Ractor(on_ractor::Session::new()?),
             Kind::Kameo => Session::Kameo(on_kameo::Session::new()?),
             Kind::Glommio => Session::Glommio(on_glommio::Session::new()?),
-            Kind::Stakker => Session::Stakker(on_stakker::Session::new()?),
+            Kind::Stakker => Session::Stakker(Box::new(on_stakker::Session::new()?)),
             Kind::Go => Session::Go(on_go::Session::new()?),
         })
     }
@@ -458,9 +458,12 @@ mod tests {
     #[test]
     fn glommio_ratio_is_corelet_over_glommio() {
         let mut r = Results::default();
-        r.samples.insert((Workload::LocalTell, Kind::Corelet), vec![30.0]);
-        r.samples.insert((Workload::LocalTell, Kind::Glommio), vec![20.0]);
-        r.samples.insert((Workload::LocalTell, Kind::Go), vec![25.0]);
+        r.samples
+            .insert((Workload::LocalTell, Kind::Corelet), vec![30.0]);
+        r.samples
+            .insert((Workload::LocalTell, Kind::Glommio), vec![20.0]);
+        r.samples
+            .insert((Workload::LocalTell, Kind::Go), vec![25.0]);
         assert_eq!(r.glommio_ratio(Workload::LocalTell), Some(1.5));
         assert_eq!(r.best_peer(Workload::LocalTell), Some((Kind::Go, 25.0)));
         assert_eq!(r.glommio_ratio(Workload::Big), None);

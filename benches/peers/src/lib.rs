@@ -12,6 +12,7 @@ pub mod check;
 pub mod child;
 pub mod goals;
 pub mod harness;
+pub mod instructions;
 pub mod on_actix;
 pub mod on_corelet;
 pub mod on_glommio;

@@ -35,12 +35,16 @@ pub fn binary() -> std::result::Result<PathBuf, String> {
 
 fn build() -> std::result::Result<PathBuf, String> {
     if !installed() {
-        return Err("`go` not found on PATH (install Go, e.g. `apt-get install golang-go`, \
+        return Err(
+            "`go` not found on PATH (install Go, e.g. `apt-get install golang-go`, \
                     to include it)"
-            .to_owned());
+                .to_owned(),
+        );
     }
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let dir = exe.parent().map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let dir = exe
+        .parent()
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
     let out = dir.join("corelet-peers-go");
     let mut cmd = Command::new("go");
     cmd.args(["build", "-o"])

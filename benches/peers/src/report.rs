@@ -290,14 +290,20 @@ const INSTRUCTIONS_SECTION: &str = "
 
 Wall time on this shared VM moves by tens of percent from run to run; instruction counts \
 do not. `cargo run --release -p corelet-peers -- --instructions` (needs valgrind; \
-`--json` for one object per line) runs each core path — local tell, local ask round \
-trip, spawn + message + exit, cross-shard tell, cross-shard ask — in a child process \
-under `valgrind --tool=callgrind` at two sizes and prints instructions per operation = \
-(Ir(large) − Ir(small)) / (large − small), so start-up and every other fixed cost \
-cancels. Only instructions executed while a measured workload runs are counted, and an \
-idle executor's polling is not (see `benches/peers/src/instructions.rs`). The same paths \
-are counted for raw glommio and (local ones) for stakker. Issue 7's ceilings for \
-corelet: tell 60, ask round trip 250, spawn + message + exit 600 instructions.
+`--json` for one object per line; `CORELET_PEERS_CALLGRIND_DIR=DIR` keeps callgrind's \
+files for `callgrind_annotate`) runs each core path — local tell, local ask round trip, \
+spawn + message + exit, cross-shard tell, cross-shard ask — in a child process under \
+`valgrind --tool=callgrind` at two sizes and prints instructions per operation = \
+(Ir(large) − Ir(small)) / (large − small), counting only the timed part of the \
+workload, so start-up and every other fixed cost cancels. The same-shard paths are exact \
+(two runs print the same numbers within a couple of instructions) and are counted for \
+raw glommio and stakker too. The cross-shard paths keep both shards awake with a task \
+that hands the CPU over on every pass (a glommio executor that sleeps hangs valgrind), \
+so they include that task and the idle shard's polling per pass: an upper bound, within \
+about 3 % from run to run; raw glommio's cross-executor paths are not counted (its idle \
+polling loop cannot be told apart from work). `benches/peers/src/instructions/mod.rs` \
+explains each choice. Issue 7's ceilings for corelet: tell 60, ask round trip 250, \
+spawn + message + exit 600 instructions.
 ";
 
 /// The whole page.

@@ -14,7 +14,7 @@ mod savina;
 
 pub use pool::{Executors, Idle};
 
-use crate::check::{check_eq, BenchError, Ctx, Result, Timed};
+use crate::check::{check_eq, BenchError, Ctx, Result, Timed, Window};
 use crate::rss;
 use crate::workload::{sum_below, Sizes, Workload};
 use glommio::channels::local_channel::{self, LocalSender};
@@ -65,12 +65,12 @@ impl Session {
         // Owned, so that each job closure copies the sizes it needs.
         let (s, n) = (sizes.clone(), 0);
         match workload {
-            Workload::LocalTell => ns(ex.run(n, move || local_tell(s.local_tell))),
-            Workload::LocalAsk => ns(ex.run(n, move || local_ask(s.local_ask))),
-            Workload::SpawnExit => ns(ex.run(n, move || spawn_exit(s.spawn_exit))),
+            Workload::LocalTell => ns(ex.run(n, move || local_tell(s.local_tell, Window::NONE))),
+            Workload::LocalAsk => ns(ex.run(n, move || local_ask(s.local_ask, Window::NONE))),
+            Workload::SpawnExit => ns(ex.run(n, move || spawn_exit(s.spawn_exit, Window::NONE))),
             Workload::IdleMemory => ex.run(n, move || idle_memory(s.idle)).map(Some),
-            Workload::CrossTell => ns(cross_tell(ex, s.cross_tell)),
-            Workload::CrossAsk => ns(cross_ask(ex, s.cross_ask)),
+            Workload::CrossTell => ns(cross_tell(ex, s.cross_tell, Window::NONE)),
+            Workload::CrossAsk => ns(cross_ask(ex, s.cross_ask, Window::NONE)),
             Workload::PingPong => ns(ex.run(n, move || savina::ping_pong(s.ping_pong))),
             Workload::Counting => ns(ex.run(n, move || savina::counting(s.counting))),
             Workload::ForkJoinThroughput => {
@@ -157,13 +157,15 @@ pub(crate) async fn ask<R>(
 
 /// A workload of `n` fire-and-forget messages to one counter task, then
 /// one ask for its totals.
-pub async fn local_tell(n: u64) -> Result<Timed> {
+pub async fn local_tell(n: u64, window: Window) -> Result<Timed> {
     let (counter, task) = spawn_counter();
     let started = Instant::now();
+    (window.open)();
     for i in 0..n {
         tell(&counter, CounterMsg::Add(i))?;
     }
     let (count, sum) = ask(&counter, CounterMsg::Get).await?;
+    (window.close)();
     let elapsed = started.elapsed();
     drop(counter);
     task.await;
@@ -173,13 +175,15 @@ pub async fn local_tell(n: u64) -> Result<Timed> {
 }
 
 /// `n` asks, one at a time, to a counter task on the same executor.
-pub async fn local_ask(n: u64) -> Result<Timed> {
+pub async fn local_ask(n: u64, window: Window) -> Result<Timed> {
     let (counter, task) = spawn_counter();
     let started = Instant::now();
+    (window.open)();
     let mut last = 0;
     for _ in 0..n {
         last = ask(&counter, CounterMsg::Inc).await?;
     }
+    (window.close)();
     let elapsed = started.elapsed();
     drop(counter);
     task.await;
@@ -201,14 +205,16 @@ pub(crate) fn spawn_once(total: &Rc<Cell<u64>>) -> (LocalSender<u64>, Task<()>) 
 
 /// `n` times, one at a time: spawn a task, send it one message, wait for
 /// it to finish.
-pub async fn spawn_exit(n: u64) -> Result<Timed> {
+pub async fn spawn_exit(n: u64, window: Window) -> Result<Timed> {
     let total = Rc::new(Cell::new(0));
     let started = Instant::now();
+    (window.open)();
     for i in 0..n {
         let (tx, task) = spawn_once(&total);
         tell(&tx, i)?;
         task.await;
     }
+    (window.close)();
     let elapsed = started.elapsed();
     check_eq("spawn+exit sum", total.get(), sum_below(n))?;
     Ok(Timed::new(elapsed, n))
@@ -290,7 +296,7 @@ async fn cross_counter(
 /// A sender task on executor 0 sends `n` messages to a counter task on
 /// executor 1 (waiting for room when the channel is full), then asks for
 /// its totals.
-pub fn cross_tell(ex: &Executors, n: u64) -> Result<Timed> {
+pub fn cross_tell(ex: &Executors, n: u64, window: Window) -> Result<Timed> {
     let (to_counter, requests) = shared_channel::new_bounded(SHARED_CAPACITY);
     let (reply_tx, reply_rx) = shared_channel::new_bounded::<(u64, u64)>(1);
     let (timed, ()) = ex.run_pair(
@@ -298,6 +304,7 @@ pub fn cross_tell(ex: &Executors, n: u64) -> Result<Timed> {
             let to = to_counter.connect().await;
             let replies = reply_rx.connect().await;
             let started = Instant::now();
+            (window.open)();
             for i in 0..n {
                 to.send(Cross::Add(i))
                     .await
@@ -307,6 +314,7 @@ pub fn cross_tell(ex: &Executors, n: u64) -> Result<Timed> {
                 .await
                 .map_err(|_| BenchError("cross-thread tell: counter gone".into()))?;
             let (count, sum) = replies.recv().await.ctx("cross-thread tell reply")?;
+            (window.close)();
             let elapsed = started.elapsed();
             check_eq("cross-thread tell count", count, n)?;
             check_eq("cross-thread tell sum", sum, sum_below(n))?;
@@ -319,7 +327,7 @@ pub fn cross_tell(ex: &Executors, n: u64) -> Result<Timed> {
 
 /// `n` asks, one at a time, from a task on executor 0 to a counter task on
 /// executor 1.
-pub fn cross_ask(ex: &Executors, n: u64) -> Result<Timed> {
+pub fn cross_ask(ex: &Executors, n: u64, window: Window) -> Result<Timed> {
     let (to_counter, requests) = shared_channel::new_bounded(SHARED_CAPACITY);
     let (reply_tx, reply_rx) = shared_channel::new_bounded::<(u64, u64)>(1);
     let (timed, ()) = ex.run_pair(
@@ -327,6 +335,7 @@ pub fn cross_ask(ex: &Executors, n: u64) -> Result<Timed> {
             let to = to_counter.connect().await;
             let replies = reply_rx.connect().await;
             let started = Instant::now();
+            (window.open)();
             let mut last = 0;
             for _ in 0..n {
                 to.send(Cross::Inc)
@@ -334,6 +343,7 @@ pub fn cross_ask(ex: &Executors, n: u64) -> Result<Timed> {
                     .map_err(|_| BenchError("cross-thread ask: counter gone".into()))?;
                 last = replies.recv().await.ctx("cross-thread ask reply")?.0;
             }
+            (window.close)();
             let elapsed = started.elapsed();
             check_eq("cross-thread ask count", last, n)?;
             Ok(Timed::new(elapsed, n))

@@ -55,7 +55,9 @@ impl Executors {
                     LocalExecutorBuilder::new(Placement::Fixed(i % cpus)).spin_before_park(spin)
                 }
             };
-            let builder = builder.name(&format!("glommio-peer-{i}")).io_memory(IO_MEMORY);
+            let builder = builder
+                .name(&format!("glommio-peer-{i}"))
+                .io_memory(IO_MEMORY);
             let thread = std::thread::Builder::new()
                 .name(format!("glommio-peer-{i}"))
                 .spawn(move || {

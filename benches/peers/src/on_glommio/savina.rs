@@ -9,7 +9,6 @@ use glommio::channels::local_channel::{self, LocalSender};
 use glommio::channels::shared_channel;
 use glommio::Task;
 use std::cell::Cell;
-use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -252,25 +251,23 @@ pub(super) async fn big(actors: u64, pings: u64) -> Result<Timed> {
 /// A skynet node as a task: a leaf sends its number to its parent; an
 /// inner node spawns ten children, adds up the ten sums they send on its
 /// channel and sends the total to its parent.
-fn node(num: u64, size: u64, parent: Rc<LocalSender<u64>>) -> impl Future<Output = ()> {
-    async move {
-        if size == 1 {
-            let _ = parent.try_send(num);
-            return;
-        }
-        let (tx, rx) = local_channel::new_bounded(10);
-        let tx = Rc::new(tx);
-        let child = size / 10;
-        for i in 0..10 {
-            glommio::spawn_local(node(num + i * child, child, tx.clone())).detach();
-        }
-        drop(tx);
-        let mut sum = 0;
-        while let Some(v) = rx.recv().await {
-            sum += v;
-        }
-        let _ = parent.try_send(sum);
+async fn node(num: u64, size: u64, parent: Rc<LocalSender<u64>>) {
+    if size == 1 {
+        let _ = parent.try_send(num);
+        return;
     }
+    let (tx, rx) = local_channel::new_bounded(10);
+    let tx = Rc::new(tx);
+    let child = size / 10;
+    for i in 0..10 {
+        glommio::spawn_local(node(num + i * child, child, tx.clone())).detach();
+    }
+    drop(tx);
+    let mut sum = 0;
+    while let Some(v) = rx.recv().await {
+        sum += v;
+    }
+    let _ = parent.try_send(sum);
 }
 
 /// The subtrees of the root with these indexes (of ten, each of

@@ -10,7 +10,7 @@
 
 mod savina;
 
-use crate::check::{check_eq, BenchError, Result, Timed};
+use crate::check::{check_eq, BenchError, Result, Timed, Window};
 use crate::rss;
 use crate::workload::{sum_below, Sizes, Workload};
 use stakker::{actor, call, ret_nop, ret_some_do, ret_some_to};
@@ -39,9 +39,9 @@ impl Session {
         let s = &mut *self.stakker.borrow_mut();
         let ns = |t: Result<Timed>| t.map(|t| Some(t.per_unit()));
         match workload {
-            Workload::LocalTell => ns(local_tell(s, sizes.local_tell)),
-            Workload::LocalAsk => ns(local_ask(s, sizes.local_ask)),
-            Workload::SpawnExit => ns(spawn_exit(s, sizes.spawn_exit)),
+            Workload::LocalTell => ns(local_tell(s, sizes.local_tell, Window::NONE)),
+            Workload::LocalAsk => ns(local_ask(s, sizes.local_ask, Window::NONE)),
+            Workload::SpawnExit => ns(spawn_exit(s, sizes.spawn_exit, Window::NONE)),
             Workload::IdleMemory => idle_memory(s, sizes.idle).map(Some),
             Workload::CrossTell | Workload::CrossAsk => Ok(None),
             Workload::PingPong => ns(savina::ping_pong(s, sizes.ping_pong)),
@@ -114,15 +114,17 @@ pub(crate) fn counter(s: &mut Stakker) -> ActorOwn<Counter> {
 }
 
 /// A workload of `n` calls to one counter, then one ask for its totals.
-pub fn local_tell(s: &mut Stakker, n: u64) -> Result<Timed> {
+pub fn local_tell(s: &mut Stakker, n: u64, window: Window) -> Result<Timed> {
     let c = counter(s);
     let started = Instant::now();
+    (window.open)();
     for i in 0..n {
         call!([c], add(i));
     }
     let (ret, totals) = answer();
     call!([c], get(ret));
     run_queue(s);
+    (window.close)();
     let elapsed = started.elapsed();
     drop(c);
     run_queue(s);
@@ -176,14 +178,16 @@ impl Asker {
 }
 
 /// `n` asks, one at a time, from an asker actor to a counter.
-pub fn local_ask(s: &mut Stakker, n: u64) -> Result<Timed> {
+pub fn local_ask(s: &mut Stakker, n: u64, window: Window) -> Result<Timed> {
     let c = counter(s);
     let asker = actor!(s, Asker::init(c.clone()), ret_nop!());
     run_queue(s);
     let (done, last) = answer();
     let started = Instant::now();
+    (window.open)();
     call!([asker], start(n, done));
     run_queue(s);
+    (window.close)();
     let elapsed = started.elapsed();
     drop((asker, c));
     run_queue(s);
@@ -265,14 +269,16 @@ impl Spawner {
 
 /// `n` times, one at a time: spawn an actor, send it one message, wait for
 /// it to stop (its notify `Ret`).
-pub fn spawn_exit(s: &mut Stakker, n: u64) -> Result<Timed> {
+pub fn spawn_exit(s: &mut Stakker, n: u64, window: Window) -> Result<Timed> {
     let total = Rc::new(Cell::new(0));
     let spawner = actor!(s, Spawner::init(n, total.clone()), ret_nop!());
     run_queue(s);
     let (done, outcome) = answer();
     let started = Instant::now();
+    (window.open)();
     call!([spawner], start(done));
     run_queue(s);
+    (window.close)();
     let elapsed = started.elapsed();
     drop(spawner);
     run_queue(s);

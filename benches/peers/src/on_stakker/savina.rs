@@ -121,7 +121,11 @@ pub(super) fn counting(s: &mut Stakker, n: u64) -> Result<Timed> {
     Ok(Timed::new(elapsed, n))
 }
 
-pub(super) fn fork_join_throughput(s: &mut Stakker, workers: u64, per_worker: u64) -> Result<Timed> {
+pub(super) fn fork_join_throughput(
+    s: &mut Stakker,
+    workers: u64,
+    per_worker: u64,
+) -> Result<Timed> {
     let pool: Vec<_> = (0..workers).map(|_| counter(s)).collect();
     let total = workers * per_worker;
     let started = Instant::now();
