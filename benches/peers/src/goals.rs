@@ -93,7 +93,7 @@ pub fn targets_markdown(results: &Results) -> String {
         let best = results
             .best_peer(t.workload)
             .map_or("—".to_owned(), |(k, b)| {
-                format!("{k} {}", measured_cell(t, b))
+                format!("{} {}", k.title(), measured_cell(t, b))
             });
         let here = |k: Kind| {
             results
