@@ -27,7 +27,7 @@ usage: corelet-peers [--quick] [--json] [--pin] [--rounds N] [--sizes S]
        corelet-peers --instructions [--json] [--sizes tiny] [--only PATH,...]
                      [--runtimes corelet,glommio,stakker]
 
-  --quick      smaller workloads and 3 rounds instead of 5 (under two minutes)
+  --quick      smaller workloads and 3 rounds instead of 5 (about two minutes)
   --json       one JSON object per workload (per shard count with --scaling)
   --pin        pin corelet's shards to cores (default: unpinned)
   --scaling    corelet alone on 1, 2, 4 and 8 shards: cross-shard tell, skynet
