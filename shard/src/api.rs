@@ -22,7 +22,18 @@ use std::rc::Rc;
 
 impl Shard {
     /// Inserts, initialises and starts a process on this shard.
-    pub(crate) fn spawn<P: Process>(self: &Rc<Self>, mut state: P) -> Result<Addr<P>, Error> {
+    pub(crate) fn spawn<P: Process>(self: &Rc<Self>, state: P) -> Result<Addr<P>, Error> {
+        self.spawn_then(state, |_| {})
+    }
+
+    /// [`Shard::spawn`], calling `before_run(pid)` once `init` has
+    /// succeeded and before the process's task is first polled (glommio
+    /// polls a new task inside `spawn_local`). See `spawn_opts.rs`.
+    pub(crate) fn spawn_then<P: Process>(
+        self: &Rc<Self>,
+        mut state: P,
+        before_run: impl FnOnce(Pid),
+    ) -> Result<Addr<P>, Error> {
         if self.is_stopping() {
             return Err(Error::ShuttingDown);
         }
@@ -45,6 +56,7 @@ impl Shard {
             return Err(Error::Init(reason));
         }
         tracing::debug!(parent: &cell.span, %pid, "process spawned");
+        before_run(pid);
         let task = drive(self.clone(), pid, state, ctx, cell.clone());
         glommio::spawn_local(WithPid {
             pid,

@@ -19,7 +19,9 @@ mod registry;
 mod reply;
 mod runtime;
 mod shard;
+mod spawn_opts;
 mod stats;
+mod stats_query;
 mod table;
 mod timer;
 
@@ -37,5 +39,7 @@ pub use process::{HandlerResult, Process};
 pub use registry::RegistryError;
 pub use reply::{Reply, ReplyTo};
 pub use runtime::{Builder, Runtime};
+pub use spawn_opts::{spawn_on_with, spawn_with, try_spawn_on_with, SpawnOptions};
 pub use stats::{ExitCounts, ShardStats};
+pub use stats_query::shard_stats;
 pub use timer::TimerRef;
