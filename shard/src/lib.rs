@@ -5,6 +5,7 @@
 //! See docs/architecture.md in the repository for how the pieces fit.
 
 mod addr;
+mod addr_from_pid;
 mod api;
 mod context;
 mod envelope;
