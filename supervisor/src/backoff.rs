@@ -149,10 +149,15 @@ mod tests {
     fn validity() {
         assert!(Backoff::exponential(ms(1), ms(2)).is_valid());
         assert!(!Backoff::exponential(ms(3), ms(2)).is_valid());
-        assert!(!Backoff::exponential(ms(1), ms(2)).with_jitter(1.5).is_valid());
+        assert!(!Backoff::exponential(ms(1), ms(2))
+            .with_jitter(1.5)
+            .is_valid());
         assert!(!Backoff::exponential(ms(1), ms(2))
             .with_jitter(-0.1)
             .is_valid());
-        assert_eq!(Backoff::Fixed(ms(1)).with_jitter(0.5), Backoff::Fixed(ms(1)));
+        assert_eq!(
+            Backoff::Fixed(ms(1)).with_jitter(0.5),
+            Backoff::Fixed(ms(1))
+        );
     }
 }

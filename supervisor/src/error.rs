@@ -125,8 +125,7 @@ pub enum ChildError {
     AlreadyPresent,
     /// `restart_child` / `delete_child`: the child is running.
     Running(Pid),
-    /// `restart_child` / `delete_child`: the child is waiting to be
-    /// restarted.
+    /// `restart_child`: the child is waiting to be restarted.
     Restarting,
     /// The operation does not exist for a dynamic supervisor (OTP's
     /// `simple_one_for_one` error).
