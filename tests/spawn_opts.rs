@@ -20,16 +20,18 @@ fn runtime(shards: usize) -> Runtime {
         .unwrap()
 }
 
+type Exits = Vec<(Pid, ExitReason)>;
+
 /// Traps exits and reports the ones it received.
 #[derive(Default)]
 struct Partner {
-    exits: Vec<(Pid, ExitReason)>,
-    waiting: Option<(usize, ReplyTo<Vec<(Pid, ExitReason)>>)>,
+    exits: Exits,
+    waiting: Option<(usize, ReplyTo<Exits>)>,
 }
 
 enum PartnerMsg {
     /// Answered once this many exit signals have arrived.
-    ExitsWhen(usize, ReplyTo<Vec<(Pid, ExitReason)>>),
+    ExitsWhen(usize, ReplyTo<Exits>),
 }
 
 impl Partner {
@@ -213,7 +215,7 @@ fn a_spawn_linked_to_a_dead_pid_stops() {
             corelet::terminate(gone).unwrap();
             corelet::wait(gone).await.unwrap();
             let opts = SpawnOptions::new().link(gone);
-            let child = corelet::spawn_on_with(ShardId(1), opts, || Partner::default())
+            let child = corelet::spawn_on_with(ShardId(1), opts, Partner::default)
                 .await
                 .unwrap();
             // The partner traps exits: it keeps the NoProcess exit as a
@@ -238,7 +240,7 @@ fn local_spawn_with_and_refusals() {
             let opts = SpawnOptions::new().link(partner.pid());
             let child = corelet::spawn_with(opts, Doomed { fail_init: false }).unwrap();
             let exits = partner.ask(|r| PartnerMsg::ExitsWhen(1, r)).await.unwrap();
-            let unknown = corelet::spawn_on_with(ShardId(9), opts, || Partner::default()).await;
+            let unknown = corelet::spawn_on_with(ShardId(9), opts, Partner::default).await;
             corelet::terminate(partner.pid()).unwrap();
             (child.pid(), exits, unknown.map(|a| a.pid()))
         })

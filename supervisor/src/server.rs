@@ -50,7 +50,7 @@ pub struct Supervisor {
 
 enum Table {
     Static(StaticTable),
-    Dynamic(DynamicTable),
+    Dynamic(Box<DynamicTable>),
 }
 
 /// A message for a [`Supervisor`]. Built by the `SupervisorRef` and
@@ -245,7 +245,9 @@ impl Supervisor {
         let Config { flags, children } = config;
         let table = match children {
             Children::Static(strategy, specs) => Table::Static(StaticTable::new(strategy, specs)),
-            Children::Dynamic { template, arg } => Table::Dynamic(DynamicTable::new(template, arg)),
+            Children::Dynamic { template, arg } => {
+                Table::Dynamic(Box::new(DynamicTable::new(template, arg)))
+            }
         };
         Self {
             core: Core::new(flags, parent),
