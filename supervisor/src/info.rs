@@ -121,46 +121,44 @@ impl Tree {
         out
     }
 
-    fn write(&self, f: &mut fmt::Formatter<'_>, indent: &str) -> fmt::Result {
+    /// The supervisor's own line: `name pid [mode] counters`, then
+    /// `extra` (what its parent knows of it).
+    fn header(&self, f: &mut fmt::Formatter<'_>, name: &str, extra: &str) -> fmt::Result {
         let mode = match self.mode {
             Mode::Static(s) => format!("{s:?}"),
             Mode::Dynamic => "Dynamic".to_owned(),
         };
+        let s = &self.stats;
         writeln!(
             f,
-            "{} {} [{}] starts {} restarts {} exits {} child trips {}",
-            self.label.as_deref().unwrap_or("supervisor"),
-            self.pid,
-            mode,
-            self.stats.starts,
-            self.stats.restarts,
-            self.stats.exits,
-            self.stats.child_intensity_trips,
-        )?;
+            "{name} {} [{mode}]{extra} starts {} restarts {} exits {} child trips {}",
+            self.pid, s.starts, s.restarts, s.exits, s.child_intensity_trips,
+        )
+    }
+
+    fn write_children(&self, f: &mut fmt::Formatter<'_>, indent: &str) -> fmt::Result {
         let n = self.children.len();
         for (i, (info, sub)) in self.children.iter().enumerate() {
-            let last = i + 1 == n;
-            let (branch, more) = if last {
+            let (branch, more) = if i + 1 == n {
                 ("└─ ", "   ")
             } else {
                 ("├─ ", "│  ")
             };
-            write!(f, "{indent}{branch}{} ", info.id)?;
-            let status = match info.status {
-                ChildStatus::Running(pid) => pid.to_string(),
-                ChildStatus::Restarting => "restarting".to_owned(),
-                ChildStatus::Undefined => "undefined".to_owned(),
-            };
+            write!(f, "{indent}{branch}")?;
+            let extra = format!(" ({:?}, restarts {})", info.restart, info.restarts);
             match sub {
                 Some(tree) => {
-                    write!(f, "({:?}, restarts {}) ", info.restart, info.restarts)?;
-                    tree.write(f, &format!("{indent}{more}"))?;
+                    tree.header(f, &info.id, &extra)?;
+                    tree.write_children(f, &format!("{indent}{more}"))?;
                 }
-                None => writeln!(
-                    f,
-                    "{status} ({:?} {:?}, restarts {})",
-                    info.kind, info.restart, info.restarts
-                )?,
+                None => {
+                    let status = match info.status {
+                        ChildStatus::Running(pid) => pid.to_string(),
+                        ChildStatus::Restarting => "restarting".to_owned(),
+                        ChildStatus::Undefined => "undefined".to_owned(),
+                    };
+                    writeln!(f, "{} {status} {:?}{extra}", info.id, info.kind)?;
+                }
             }
         }
         Ok(())
@@ -169,6 +167,7 @@ impl Tree {
 
 impl fmt::Display for Tree {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write(f, "")
+        self.header(f, self.label.as_deref().unwrap_or("supervisor"), "")?;
+        self.write_children(f, "")
     }
 }

@@ -132,9 +132,11 @@ impl Core {
         if self.stopping {
             return false;
         }
-        self.stats.restarts += 1;
         match self.window.record(self.now()) {
-            Verdict::Allowed => true,
+            Verdict::Allowed => {
+                self.stats.restarts += 1;
+                true
+            }
             Verdict::Exceeded => {
                 self.escalate(ctx, id);
                 false

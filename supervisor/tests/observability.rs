@@ -200,9 +200,13 @@ async fn counters_and_tree(log: &Log) {
         assert!(lines[0].starts_with("outer <0."), "{printed}");
         assert!(lines[0].contains("[OneForAll]"), "{printed}");
         assert!(lines[1].starts_with("├─ a <0."), "{printed}");
-        assert!(lines[1].contains("restarts 1"), "{printed}");
         assert!(
-            lines[2].starts_with("└─ inner (Permanent, restarts 1) inner <"),
+            lines[1].ends_with("Worker (Permanent, restarts 1)"),
+            "{printed}"
+        );
+        assert!(lines[2].starts_with("└─ inner <"), "{printed}");
+        assert!(
+            lines[2].contains("[RestForOne] (Permanent, restarts 1) starts 1"),
             "{printed}"
         );
         assert!(lines[3].starts_with("   └─ x <1."), "{printed}");
