@@ -236,6 +236,21 @@ impl Core {
     }
 }
 
+/// Gives the shard's event loop a turn (timers, I/O, wake-ups from other
+/// shards) before an immediate restart.
+///
+/// glommio runs ready tasks back to back and polls for events only when
+/// none is ready or at its preemption tick. A child on the supervisor's
+/// shard that crashes on its first turn is spawned, run and dead within
+/// the supervisor's own handler, and its exit is already queued when the
+/// handler returns: without a pause the supervisor would restart it again
+/// and again without ever letting the shard's other work in. A timer that
+/// is still pending when first polled parks the supervisor until the
+/// reactor has run; it costs one turn of the event loop per restart.
+pub(crate) async fn breathe() {
+    glommio::timer::sleep(Duration::from_micros(10)).await;
+}
+
 /// The argument of a static child (which takes none).
 pub(crate) fn no_arg() -> Arg {
     static UNIT: std::sync::OnceLock<Arg> = std::sync::OnceLock::new();

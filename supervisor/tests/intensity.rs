@@ -254,3 +254,35 @@ fn an_always_failing_child_cannot_monopolise_its_shard() {
         assert_eq!(sup.stop().await, Ok(ExitReason::Shutdown));
     });
 }
+
+#[test]
+fn a_child_crashing_at_once_cannot_monopolise_its_shard() {
+    let rt = runtime(2);
+    // Child, supervisor and bystander on shard 0: every incarnation crashes
+    // on its first turn, and restarting it is all synchronous on shard 0.
+    let (sup, bystander) = on0(&rt, || async {
+        let log = Log::start();
+        let knobs = Knobs::default();
+        knobs.crash_at_once.store(true, Ordering::SeqCst);
+        let spec = SupervisorSpec::new(Strategy::OneForOne)
+            .intensity(u32::MAX, HOUR)
+            .child(worker_with("w", &log, &knobs));
+        let sup = supervisor::start(spec).await.unwrap();
+        let bystander = corelet_shard::spawn(Bystander(0)).unwrap();
+        (sup, bystander)
+    });
+    let (answered, restarts) = rt
+        .block_on(ShardId(1), move || async move {
+            let mut answered = 0;
+            for _ in 0..200 {
+                answered = bystander.ask(|r| r).timeout(LIMIT).await.unwrap();
+            }
+            (answered, sup.stats().await.unwrap().restarts)
+        })
+        .unwrap();
+    assert_eq!(answered, 200);
+    assert!(restarts > 0);
+    on0(&rt, move || async move {
+        assert_eq!(sup.stop().await, Ok(ExitReason::Shutdown));
+    });
+}

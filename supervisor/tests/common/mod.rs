@@ -168,6 +168,8 @@ pub struct Knobs {
     pub slow_stop_ms: Arc<AtomicUsize>,
     /// The terminate hook panics while set.
     pub panic_in_stop: Arc<AtomicBool>,
+    /// Each incarnation crashes on its first turn while set.
+    pub crash_at_once: Arc<AtomicBool>,
 }
 
 pub struct Worker {
@@ -206,6 +208,9 @@ impl Process for Worker {
             return Err(Box::new(Failure("init refused")));
         }
         self.log.push(Ev::Start(self.id.clone(), ctx.pid()));
+        if self.knobs.crash_at_once.load(Ordering::SeqCst) {
+            let _ = ctx.addr().tell_local(WMsg::Exit(How::Error));
+        }
         Ok(())
     }
 
