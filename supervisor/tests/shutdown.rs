@@ -177,3 +177,29 @@ fn a_killed_supervisor_takes_its_children_down_through_links() {
         assert!(linked(wb.await));
     });
 }
+
+#[test]
+fn runtime_shutdown_stops_a_live_tree_cleanly() {
+    let mut rt = corelet_shard::Runtime::builder()
+        .shards(4)
+        .pin(false)
+        .shutdown_grace(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let log = on0(&rt, || async {
+        let log = Log::start();
+        let inner = SupervisorSpec::new(Strategy::OneForAll)
+            .children((0..4).map(|s| worker(&format!("i{s}"), &log).placement(on(s))));
+        let spec = SupervisorSpec::new(Strategy::OneForOne)
+            .children((0..4).map(|s| worker(&format!("o{s}"), &log).placement(on(s))))
+            .child(ChildSpec::supervisor("inner", inner).placement(on(3)));
+        supervisor::start(spec).await.unwrap();
+        log
+    });
+    assert_eq!(rt.shutdown(), Ok(()));
+    // Every child ran its terminate hook: none had to be killed after the
+    // grace period.
+    let mut stopped = log.stop_order();
+    stopped.sort();
+    assert_eq!(stopped, ["i0", "i1", "i2", "i3", "o0", "o1", "o2", "o3"]);
+}
