@@ -222,3 +222,42 @@ fn children_shut_down_concurrently_under_one_timer() {
         "every hook completed: none was killed"
     );
 }
+
+#[test]
+fn a_dynamic_supervisor_as_a_child_is_restarted_empty() {
+    let rt = runtime(2);
+    on0(&rt, || async {
+        let log = Log::start();
+        let pool = spec(&log, &Knobs::default(), Restart::Permanent);
+        let top = supervisor::start(
+            corelet_supervisor::SupervisorSpec::new(corelet_supervisor::Strategy::OneForOne).child(
+                ChildSpec::dynamic_supervisor("pool", pool).placement(Placement::Shard(ShardId(1))),
+            ),
+        )
+        .await
+        .unwrap();
+        let info = top.which_children().await.unwrap();
+        assert_eq!(info[0].kind, corelet_supervisor::ChildKind::Supervisor);
+        let pool1 = info[0].status.pid().unwrap();
+        let dynamic = DynamicRef::<String>::from_pid(pool1);
+        let a = dynamic.start_child("a".into()).await.unwrap().unwrap();
+        let b = dynamic.start_child("b".into()).await.unwrap().unwrap();
+        let tree = top.tree().await.unwrap();
+        assert_eq!(
+            tree.children[0].1.as_ref().unwrap().mode,
+            corelet_supervisor::Mode::Dynamic
+        );
+        assert_eq!(tree.pids().len(), 4);
+        // Killed: its children die with it through their links, and the
+        // parent starts a fresh, empty one (OTP does not restore dynamic
+        // children).
+        let (wa, wb) = (corelet_shard::wait(a), corelet_shard::wait(b));
+        corelet_shard::kill(pool1).unwrap();
+        assert!(matches!(wa.await, Ok(ExitReason::Linked { .. })));
+        assert!(matches!(wb.await, Ok(ExitReason::Linked { .. })));
+        let pool2 = after_exit(top, "pool", pool1).await.unwrap().pid().unwrap();
+        let fresh = DynamicRef::<String>::from_pid(pool2);
+        assert_eq!(fresh.count_children().await.unwrap().specs, 0);
+        top.stop().await.unwrap();
+    });
+}
