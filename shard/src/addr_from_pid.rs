@@ -17,7 +17,7 @@ impl<P: Process> Addr<P> {
     /// silently.
     ///
     /// ```
-    /// use corelet::{Addr, Context, HandlerResult, Pid, Process, ShardId};
+    /// use corelet_shard::{Addr, Context, HandlerResult, Pid, Process, ShardId};
     /// struct Echo;
     /// impl Process for Echo {
     ///     type Msg = ();

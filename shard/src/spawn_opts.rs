@@ -39,7 +39,7 @@ use std::rc::Rc;
 /// [`spawn_on_with`]).
 ///
 /// ```
-/// use corelet::{Pid, ShardId, SpawnOptions};
+/// use corelet_shard::{Pid, ShardId, SpawnOptions};
 /// let partner = Pid::from_parts(ShardId(0), 1, 0);
 /// let opts = SpawnOptions::new().link(partner);
 /// assert_eq!(opts.linked_to(), Some(partner));
