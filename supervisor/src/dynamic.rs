@@ -26,7 +26,8 @@ use std::time::Duration;
 
 enum State {
     Running(Pid),
-    Restarting(TimerRef),
+    /// Exited, to be started again: on a timer (`Some`), or right now.
+    Restarting(Option<TimerRef>),
 }
 
 struct DynChild {
@@ -120,6 +121,7 @@ impl DynamicTable {
         }
         let now = core.now();
         if let Some(child) = self.children.get_mut(&key) {
+            child.state = State::Restarting(None);
             if now.saturating_sub(child.started_at) >= core.flags.period {
                 child.consecutive = 0;
             }
@@ -153,7 +155,7 @@ impl DynamicTable {
             if !delay.is_zero() {
                 let token = core.token();
                 let timer = ctx.send_self_after(SupMsg(Request::RestartDue(token)), delay);
-                child.state = State::Restarting(timer);
+                child.state = State::Restarting(Some(timer));
                 self.pending.insert(token, key);
                 core.stats.delayed_restarts += 1;
                 return;
@@ -234,7 +236,9 @@ impl DynamicTable {
             match child.state {
                 State::Running(pid) => pids.push(pid),
                 State::Restarting(timer) => {
-                    ctx.cancel_timer(timer);
+                    if let Some(timer) = timer {
+                        ctx.cancel_timer(timer);
+                    }
                 }
             }
         }

@@ -92,6 +92,7 @@ fn supervisors_leave_events_counters_and_a_tree() {
     on0(&rt, || async {
         let log = Log::start();
         events_of_a_life(&log).await;
+        dynamic_escalation(&log).await;
         backoff_delays(&log).await;
         counters_and_tree(&log).await;
     });
@@ -140,6 +141,40 @@ async fn events_of_a_life(log: &Log) {
         waiting.await.unwrap();
         assert!(of(sup.pid()).contains(&ev("auto-shutdown", "s", "significant child exited")));
     }
+}
+
+/// A dynamic supervisor that escalates stops its live children and
+/// reports nothing unexpected (the child that just exited is not stopped
+/// again).
+async fn dynamic_escalation(log: &Log) {
+    let log2 = log.clone();
+    let template = corelet_supervisor::ChildSpec::template("dyn", move |id: String| Worker {
+        id,
+        log: log2.clone(),
+        knobs: Knobs::default(),
+        handled: 0,
+    });
+    let spec = corelet_supervisor::DynamicSpec::new(template).intensity(0, Duration::from_secs(60));
+    let sup = supervisor::start_dynamic(spec).await.unwrap();
+    let waiting = corelet_shard::wait(sup.pid());
+    let keep = sup.start_child("keep".into()).await.unwrap().unwrap();
+    let crash = sup.start_child("crash".into()).await.unwrap().unwrap();
+    end(crash, How::Error);
+    waiting.await.unwrap();
+    assert!(
+        corelet_shard::wait(keep).await.is_err(),
+        "stopped with its supervisor"
+    );
+    let events = of(sup.pid());
+    assert!(events.contains(&ev(
+        "restart intensity exceeded; shutting down",
+        "dyn",
+        "reached max restart intensity"
+    )));
+    assert!(
+        !events.iter().any(|e| e.0.contains("unexpected")),
+        "{events:?}"
+    );
 }
 
 /// The restart event carries the backoff delay, which goes back to the
