@@ -205,3 +205,71 @@ fn a_group_restart_counts_once_against_the_intensity() {
         assert_eq!(&stops[stops.len() - 3..], ["c", "b", "a"]);
     });
 }
+
+/// Logs its start from `init` and the drop of its state (as a `Stop`
+/// event of `<id>-dropped`).
+struct Tracked {
+    id: String,
+    log: Log,
+    pid: Option<Pid>,
+}
+
+impl corelet_shard::Process for Tracked {
+    type Msg = WMsg;
+    fn init(&mut self, ctx: &mut corelet_shard::Context<Self>) -> corelet_shard::HandlerResult {
+        self.pid = Some(ctx.pid());
+        self.log.push(Ev::Start(self.id.clone(), ctx.pid()));
+        Ok(())
+    }
+    async fn handle(
+        &mut self,
+        _ctx: &mut corelet_shard::Context<Self>,
+        _msg: WMsg,
+    ) -> corelet_shard::HandlerResult {
+        Err("crash".into())
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            let id = format!("{}-dropped", self.id);
+            self.log.push(Ev::Stop(id, pid, ExitReason::Normal));
+        }
+    }
+}
+
+#[test]
+fn a_new_incarnation_starts_only_after_the_old_state_was_dropped() {
+    let rt = runtime(2);
+    on0(&rt, || async {
+        let log = Log::start();
+        let tracked = |id: &'static str, shard: u16| {
+            let log = log.clone();
+            corelet_supervisor::ChildSpec::worker(id, move || Tracked {
+                id: id.to_owned(),
+                log: log.clone(),
+                pid: None,
+            })
+            .placement(Placement::Shard(ShardId(shard)))
+        };
+        let spec = SupervisorSpec::new(Strategy::OneForAll)
+            .intensity(5, Duration::from_secs(3600))
+            .child(tracked("x", 1))
+            .child(tracked("y", 0));
+        let sup = supervisor::start(spec).await.unwrap();
+        let x = log.starts("x", 1).await[0];
+        let y = log.starts("y", 1).await[0];
+        addr(x).tell(WMsg::Noop).unwrap(); // any message crashes it
+        log.starts("y", 2).await;
+        let events = log.snapshot();
+        let at = |ev: Ev| events.iter().position(|e| *e == ev).unwrap();
+        let new_x = starts_of(&events, "x")[1];
+        let new_y = starts_of(&events, "y")[1];
+        let x_dropped = at(Ev::Stop("x-dropped".into(), x, ExitReason::Normal));
+        let y_dropped = at(Ev::Stop("y-dropped".into(), y, ExitReason::Normal));
+        let first_new = at(Ev::Start("x".into(), new_x)).min(at(Ev::Start("y".into(), new_y)));
+        assert!(x_dropped < first_new && y_dropped < first_new, "{events:?}");
+        sup.stop().await.unwrap();
+    });
+}
