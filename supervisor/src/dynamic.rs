@@ -16,7 +16,7 @@
 use crate::error::ChildError;
 use crate::events;
 use crate::info::{ChildCounts, ChildInfo, ChildStatus};
-use crate::server::{breathe, Core, Request, SupMsg, Supervisor};
+use crate::server::{Core, Request, SupMsg, Supervisor};
 use crate::spec::{Arg, ChildKind, SpecCore};
 use crate::stop::{expected, stop_many, stop_one};
 use corelet_shard::{Context, ExitReason, Pid, TimerRef};
@@ -160,7 +160,7 @@ impl DynamicTable {
                 core.stats.delayed_restarts += 1;
                 return;
             }
-            breathe().await;
+            core.breathe().await;
             if self.attempt(core, ctx, key).await {
                 return;
             }

@@ -37,7 +37,7 @@ use corelet_shard::{
 };
 use std::any::TypeId;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A supervisor process (static or dynamic). Start one with
 /// [`crate::start`] or [`crate::start_dynamic`]; talk to it through a
@@ -100,6 +100,8 @@ pub(crate) struct Core {
     pub(crate) stopping: bool,
     round_robin: usize,
     next_token: u64,
+    /// When an immediate restart last waited for the event loop.
+    last_breath: Instant,
 }
 
 impl Core {
@@ -114,6 +116,7 @@ impl Core {
             stopping: false,
             round_robin: 0,
             next_token: 0,
+            last_breath: Instant::now(),
         }
     }
 
@@ -236,19 +239,32 @@ impl Core {
     }
 }
 
-/// Gives the shard's event loop a turn (timers, I/O, wake-ups from other
-/// shards) before an immediate restart.
-///
-/// glommio runs ready tasks back to back and polls for events only when
-/// none is ready or at its preemption tick. A child on the supervisor's
-/// shard that crashes on its first turn is spawned, run and dead within
-/// the supervisor's own handler, and its exit is already queued when the
-/// handler returns: without a pause the supervisor would restart it again
-/// and again without ever letting the shard's other work in. A timer that
-/// is still pending when first polled parks the supervisor until the
-/// reactor has run; it costs one turn of the event loop per restart.
-pub(crate) async fn breathe() {
-    glommio::timer::sleep(Duration::from_micros(10)).await;
+/// How often, at most, an immediate restart waits for a turn of the
+/// shard's event loop (see [`Core::breathe`]).
+const BREATH_EVERY: Duration = Duration::from_millis(2);
+
+impl Core {
+    /// Lets the rest of the shard run before an immediate restart.
+    ///
+    /// glommio runs ready tasks back to back and polls for events (timers,
+    /// I/O, wake-ups from other shards) only when none is ready or at its
+    /// preemption tick (100 ms). A child on the supervisor's shard that
+    /// crashes on its first turn is spawned, run and dead within the
+    /// supervisor's own handler (glommio polls a new task at once), and its
+    /// exit is queued before the handler returns: without a pause the
+    /// supervisor would restart it again and again, and nothing else on
+    /// the shard would run until the intensity ran out. So every immediate
+    /// restart first yields (the shard's other ready tasks run), and at
+    /// least every [`BREATH_EVERY`] it waits on a timer, which parks it
+    /// until the event loop has polled for events. A lone restart pays one
+    /// event-loop turn; a restart loop is held to one turn per 2 ms.
+    pub(crate) async fn breathe(&mut self) {
+        futures_lite::future::yield_now().await;
+        if self.last_breath.elapsed() >= BREATH_EVERY {
+            glommio::timer::sleep(Duration::from_micros(10)).await;
+            self.last_breath = Instant::now();
+        }
+    }
 }
 
 /// The argument of a static child (which takes none).

@@ -16,8 +16,8 @@
 //!    the others start again in start order.
 //! 4. A start that fails during a restart is a new restart of the failed
 //!    child (counted), tried again after the retry delay; it never loops
-//!    inside one handler. An immediate restart first lets the shard's
-//!    event loop run once (`server::breathe`).
+//!    inside one handler. An immediate restart first yields to the shard
+//!    (`Core::breathe`).
 //! 5. A pending restart is a token, its members and a timer. Terminating
 //!    or deleting a member takes it out (`delete_child` refuses only a
 //!    running child); a pending restart with no members
@@ -27,7 +27,7 @@ use crate::config::{check_child, Strategy};
 use crate::error::{ChildError, SpecError, StartError};
 use crate::events;
 use crate::info::{ChildCounts, ChildInfo, ChildStatus};
-use crate::server::{breathe, no_arg, Core, Request, SupMsg, Supervisor};
+use crate::server::{no_arg, Core, Request, SupMsg, Supervisor};
 use crate::spec::{ChildKind, Restart, SpecCore};
 use crate::stop::{expected, stop_one};
 use corelet_shard::{Context, ExitReason, Pid, TimerRef};
@@ -300,7 +300,7 @@ impl StaticTable {
                 });
                 return;
             }
-            breathe().await;
+            core.breathe().await;
             match self.start_members(core, ctx, &members).await {
                 Ok(()) => return,
                 Err(failed) => {
