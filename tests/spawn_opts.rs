@@ -303,3 +303,43 @@ fn shard_stats_reads_every_shard() {
         Err(Error::NotInRuntime)
     );
 }
+
+/// Records `shutting_down()` as seen from its terminate hook.
+struct Witness(std::sync::Arc<std::sync::Mutex<Vec<bool>>>);
+
+impl Process for Witness {
+    type Msg = ();
+    async fn handle(&mut self, _ctx: &mut Context<Self>, _: ()) -> HandlerResult {
+        Ok(())
+    }
+    async fn terminate(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
+        self.0.lock().unwrap().push(corelet::shutting_down());
+    }
+}
+
+/// `shutting_down` is true on a shard only once the runtime stops it.
+#[test]
+fn shutting_down_is_true_only_during_runtime_shutdown() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut rt = runtime(2);
+    let one = rt
+        .spawn_on(ShardId(1), {
+            let s = seen.clone();
+            move || Witness(s)
+        })
+        .unwrap();
+    let watch = rt.watch(one.pid()).unwrap();
+    rt.terminate(one.pid()).unwrap();
+    watch.wait().unwrap();
+    rt.spawn_on(ShardId(0), {
+        let s = seen.clone();
+        move || Witness(s)
+    })
+    .unwrap();
+    assert!(!corelet::shutting_down(), "off a shard thread");
+    assert!(!rt
+        .block_on(ShardId(0), || async { corelet::shutting_down() })
+        .unwrap());
+    rt.shutdown().unwrap();
+    assert_eq!(*seen.lock().unwrap(), [false, true]);
+}

@@ -42,5 +42,5 @@ pub use reply::{Reply, ReplyTo};
 pub use runtime::{Builder, Runtime};
 pub use spawn_opts::{spawn_on_with, spawn_with, try_spawn_on_with, SpawnOptions};
 pub use stats::{ExitCounts, ShardStats};
-pub use stats_query::shard_stats;
+pub use stats_query::{shard_stats, shutting_down};
 pub use timer::TimerRef;

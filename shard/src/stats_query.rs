@@ -1,4 +1,5 @@
-//! Reading another shard's counters from a shard thread.
+//! Reading another shard's counters, and the current shard's state, from a
+//! shard thread.
 //!
 //! [`crate::local_stats`] reads the current shard; outside threads use the
 //! blocking `Runtime::stats`. A process that places work by load (a
@@ -9,7 +10,7 @@
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::pid::ShardId;
-use crate::shard::{current, Priority};
+use crate::shard::{current, with_current, Priority};
 use crate::stats::ShardStats;
 
 /// A snapshot of `shard`'s counters, taken on that shard. Awaiting it
@@ -27,4 +28,15 @@ pub async fn shard_stats(shard: ShardId) -> Result<ShardStats, Error> {
     let env = Envelope::new(move |there| reply_to.send(there.stats()));
     let _ = here.send_remote(shard, env, Priority::System);
     reply.await.map_err(|_| Error::ShuttingDown)
+}
+
+/// Whether the current shard is shutting down: it refuses new processes
+/// and has asked each of its processes to stop (the runtime is stopping).
+/// `false` off shard threads.
+///
+/// A process's terminate hook can use it to skip work that only makes
+/// sense while the runtime runs, such as waiting for processes on other
+/// shards, which may already have finished.
+pub fn shutting_down() -> bool {
+    with_current(|s| s.is_stopping()).unwrap_or(false)
 }

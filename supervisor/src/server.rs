@@ -132,7 +132,8 @@ impl Core {
     /// Counts one restart against the intensity; on `Exceeded`, escalates
     /// and returns `false`.
     pub(crate) fn record_restart(&mut self, ctx: &mut Context<Supervisor>, id: &str) -> bool {
-        if self.stopping {
+        if self.stopping || corelet_shard::shutting_down() {
+            // Nothing is restarted while the runtime stops everything.
             return false;
         }
         match self.window.record(self.now()) {

@@ -12,7 +12,13 @@
 //! 2. `BrutalKill` kills; `Timeout(d)` terminates, then kills if the child
 //!    has not exited after `d`; `Infinity` terminates and waits.
 //! 3. The reason the child exited with is returned so the caller can
-//!    report an unexpected one (see [`expected`]).
+//!    report an unexpected one (see [`expected`]). A child that was gone
+//!    before the waiter reached it (`NoProcess`) exited on its own just
+//!    before; that is not reported.
+//! 4. While the runtime shuts down (`corelet::shutting_down`), every shard
+//!    stops its own processes, and a shard that has no process left
+//!    finishes and answers nothing more: a child on another shard is then
+//!    signalled but not waited for.
 
 use crate::spec::{Restart, Shutdown};
 use corelet_shard::{Error, ExitReason, Pid, Wait};
@@ -41,8 +47,17 @@ fn signal(pid: Pid, policy: Shutdown) {
     };
 }
 
+/// Rule 4: whether to wait for `pid` at all.
+fn waitable(pid: Pid) -> bool {
+    !corelet_shard::shutting_down() || corelet_shard::current_shard() == Some(pid.shard())
+}
+
 /// Stops one child by `policy` and returns the reason it exited with.
 pub(crate) async fn stop_one(pid: Pid, policy: Shutdown) -> ExitReason {
+    if !waitable(pid) {
+        signal(pid, policy);
+        return ExitReason::Shutdown;
+    }
     let mut waiting = std::pin::pin!(corelet_shard::wait(pid)); // rule 1
     signal(pid, policy);
     let Shutdown::Timeout(limit) = policy else {
@@ -70,6 +85,11 @@ pub(crate) async fn stop_one(pid: Pid, policy: Shutdown) -> ExitReason {
 /// first, then one timer covers them all (OTP's dynamic supervisor).
 /// Returns each pid with its exit reason, in the order given.
 pub(crate) async fn stop_many(pids: &[Pid], policy: Shutdown) -> Vec<(Pid, ExitReason)> {
+    let (pids, unwaited): (Vec<Pid>, Vec<Pid>) = pids.iter().partition(|p| waitable(**p));
+    for pid in &unwaited {
+        signal(*pid, policy); // rule 4
+    }
+    let pids = &pids[..];
     let mut waits: Vec<Pin<Box<Wait>>> = pids
         .iter()
         .map(|pid| Box::pin(corelet_shard::wait(*pid)))
@@ -99,6 +119,7 @@ pub(crate) async fn stop_many(pids: &[Pid], policy: Shutdown) -> Vec<(Pid, ExitR
     pids.iter()
         .copied()
         .zip(done.into_iter().map(|d| d.unwrap_or(ExitReason::NoProcess)))
+        .chain(unwaited.into_iter().map(|p| (p, ExitReason::Shutdown)))
         .collect()
 }
 
@@ -134,13 +155,16 @@ async fn wait_all(
 
 /// Whether a child stopped by `policy` exited as expected (OTP reports the
 /// others as `shutdown_error`): `Killed` for `BrutalKill`, `Shutdown`
-/// otherwise; a non-permanent child may also have exited `Normal`.
+/// otherwise; a non-permanent child may also have exited `Normal`; a child
+/// already gone (`NoProcess`, rule 3) is not reported.
 pub(crate) fn expected(policy: Shutdown, restart: Restart, reason: &ExitReason) -> bool {
     let by_policy = match policy {
         Shutdown::BrutalKill => *reason == ExitReason::Killed,
         Shutdown::Timeout(_) | Shutdown::Infinity => *reason == ExitReason::Shutdown,
     };
-    by_policy || (restart != Restart::Permanent && *reason == ExitReason::Normal)
+    by_policy
+        || *reason == ExitReason::NoProcess
+        || (restart != Restart::Permanent && *reason == ExitReason::Normal)
 }
 
 #[cfg(test)]
@@ -154,6 +178,7 @@ mod tests {
         assert!(!expected(t, Restart::Permanent, &ExitReason::Killed));
         assert!(!expected(t, Restart::Permanent, &ExitReason::Normal));
         assert!(expected(t, Restart::Transient, &ExitReason::Normal));
+        assert!(expected(t, Restart::Permanent, &ExitReason::NoProcess));
         assert!(expected(
             Shutdown::BrutalKill,
             Restart::Permanent,

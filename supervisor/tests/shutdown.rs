@@ -180,26 +180,37 @@ fn a_killed_supervisor_takes_its_children_down_through_links() {
 
 #[test]
 fn runtime_shutdown_stops_a_live_tree_cleanly() {
+    // A supervisor still waiting for a child when the grace period ends is
+    // killed: the exit reasons below tell.
     let mut rt = corelet_shard::Runtime::builder()
         .shards(4)
         .pin(false)
-        .shutdown_grace(Duration::from_secs(120))
+        .shutdown_grace(Duration::from_secs(20))
         .build()
         .unwrap();
-    let log = on0(&rt, || async {
+    let (log, top, inner) = on0(&rt, || async {
         let log = Log::start();
         let inner = SupervisorSpec::new(Strategy::OneForAll)
             .children((0..4).map(|s| worker(&format!("i{s}"), &log).placement(on(s))));
         let spec = SupervisorSpec::new(Strategy::OneForOne)
             .children((0..4).map(|s| worker(&format!("o{s}"), &log).placement(on(s))))
             .child(ChildSpec::supervisor("inner", inner).placement(on(3)));
-        supervisor::start(spec).await.unwrap();
-        log
+        let top = supervisor::start(spec).await.unwrap();
+        let inner = status(top, "inner").await.unwrap().pid().unwrap();
+        (log, top.pid(), inner)
     });
+    let watches = [rt.watch(top).unwrap(), rt.watch(inner).unwrap()];
     assert_eq!(rt.shutdown(), Ok(()));
-    // Every child ran its terminate hook: none had to be killed after the
-    // grace period.
+    for w in watches {
+        assert_eq!(
+            w.wait(),
+            Ok(ExitReason::Shutdown),
+            "not killed after the grace"
+        );
+    }
+    // Every child ran its terminate hook, and nothing was restarted.
     let mut stopped = log.stop_order();
     stopped.sort();
     assert_eq!(stopped, ["i0", "i1", "i2", "i3", "o0", "o1", "o2", "o3"]);
+    assert_eq!(log.start_order().len(), 8);
 }
