@@ -440,3 +440,79 @@ fn a_panicking_shard_is_reported_and_the_others_keep_working() {
         );
     }
 }
+
+/// `Builder::cores` pins shard `i` to `cores[i % len]`; two runtimes on
+/// disjoint CPU sets run side by side while a host thread calls into both.
+mod cores {
+    use corelet::{Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
+
+    /// Answers with the CPUs its thread may run on.
+    struct Where;
+    impl Process for Where {
+        type Msg = ReplyTo<Vec<usize>>;
+        async fn handle(&mut self, _ctx: &mut Context<Self>, reply: Self::Msg) -> HandlerResult {
+            let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))?;
+            let cpus = (0..nix::sched::CpuSet::count())
+                .filter(|&c| set.is_set(c).unwrap_or(false))
+                .collect();
+            reply.send(cpus);
+            Ok(())
+        }
+    }
+
+    fn placement(rt: &Runtime) -> Vec<Vec<usize>> {
+        (0..rt.shard_count())
+            .map(|i| {
+                let w = rt.spawn_on(ShardId(i as u16), || Where).unwrap();
+                rt.ask(&w, |r| r).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shards_run_on_the_chosen_cpus() {
+        let cpus = core_affinity::get_core_ids().unwrap();
+        let last = cpus.last().unwrap().id;
+        let rt = Runtime::builder().cores([last]).shards(3).build().unwrap();
+        assert_eq!(placement(&rt), vec![vec![last]; 3]);
+        assert!(Runtime::builder().cores([usize::MAX]).build().is_err());
+        assert!(Runtime::builder().cores(Vec::new()).build().is_err());
+    }
+
+    #[test]
+    fn two_runtimes_on_disjoint_cores_and_a_host_thread_calling_in() {
+        let cpus = core_affinity::get_core_ids().unwrap();
+        let a_cpu = cpus[0].id;
+        let b_cpu = cpus[cpus.len() - 1].id;
+        let a = Runtime::builder()
+            .cores([a_cpu])
+            .shards(2)
+            .name("a")
+            .build()
+            .unwrap();
+        let b = Runtime::builder()
+            .cores([b_cpu])
+            .shards(2)
+            .name("b")
+            .build()
+            .unwrap();
+        assert_eq!(placement(&a), vec![vec![a_cpu]; 2]);
+        assert_eq!(placement(&b), vec![vec![b_cpu]; 2]);
+        // The host thread calls into both while they serve each other's
+        // callers: block_on on one, asks on the other, from two threads.
+        std::thread::scope(|s| {
+            let ta = s.spawn(|| {
+                (0..200u64)
+                    .map(|i| {
+                        a.block_on(ShardId((i % 2) as u16), move || async move { i * 2 })
+                            .unwrap()
+                    })
+                    .sum::<u64>()
+            });
+            let w = b.spawn_on(ShardId(1), || Where).unwrap();
+            let asked: usize = (0..200).map(|_| b.ask(&w, |r| r).unwrap().len()).sum();
+            assert_eq!(asked, 200);
+            assert_eq!(ta.join().unwrap(), (0..200u64).map(|i| i * 2).sum::<u64>());
+        });
+    }
+}

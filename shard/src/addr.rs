@@ -64,6 +64,7 @@ impl<P> Addr<P> {
 }
 
 /// Routes `msg` to `pid` from the current shard.
+#[inline(always)]
 pub(crate) fn route<M: Send + 'static>(
     here: &Shard,
     pid: Pid,
@@ -73,6 +74,17 @@ pub(crate) fn route<M: Send + 'static>(
     if pid.shard() == here.id {
         return here.deliver(pid, msg);
     }
+    route_remote(here, pid, msg, priority)
+}
+
+/// [`route`] to another shard: through the ring.
+#[inline(never)]
+fn route_remote<M: Send + 'static>(
+    here: &Shard,
+    pid: Pid,
+    msg: M,
+    priority: Priority,
+) -> Result<(), SendError<M>> {
     if pid.shard().index() >= here.shared.shards.len() {
         here.count_dead_letter();
         return Err(SendError::UnknownShard(msg));

@@ -4,66 +4,61 @@
 //! the `Runtime` methods of the same names.
 
 use crate::addr::Addr;
-use crate::context::Context;
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::pid::{Pid, ShardId};
-use crate::process::{drive, run_init, Process};
+use crate::process::Process;
 use crate::registry::RegistryError;
 use crate::reply::{Completion, ReplyTo};
 use crate::runtime::{not_on_shard, Runtime};
-use crate::shard::{current, current_pid, with_current, with_pid, Priority, Shard, WithPid};
+use crate::shard::{current, current_pid, with_current, with_pid, Priority, Shard};
 use crate::stats::ShardStats;
-use crate::table::{Entry, ProcCell, Signal};
-use corelet_mailbox::Mailbox;
+use crate::table::{flags, Signal};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-impl Shard {
-    /// Inserts, initialises and starts a process on this shard.
-    pub(crate) fn spawn<P: Process>(self: &Rc<Self>, state: P) -> Result<Addr<P>, Error> {
-        self.spawn_then(state, |_| {})
-    }
+/// A stop request routed to a process's shard.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// A queued signal (terminate, shutdown).
+    Signal(Signal),
+    /// Stop at once, even mid-handler.
+    Kill,
+}
 
-    /// [`Shard::spawn`], calling `before_run(pid)` once `init` has
-    /// succeeded and before the process's task is first polled (glommio
-    /// polls a new task inside `spawn_local`). See `spawn_opts.rs`.
-    pub(crate) fn spawn_then<P: Process>(
-        self: &Rc<Self>,
-        mut state: P,
-        before_run: impl FnOnce(Pid),
-    ) -> Result<Addr<P>, Error> {
+impl Shard {
+    /// Inserts and initialises a process on this shard. It runs when its
+    /// first message arrives.
+    pub(crate) fn spawn<P: Process>(self: &Rc<Self>, state: P) -> Result<Addr<P>, Error> {
         if self.is_stopping() {
             return Err(Error::ShuttingDown);
         }
-        let (slot, generation) = self.procs.borrow().next_key();
+        let (slot, generation) = self.procs.next_key();
         let pid = Pid::from_parts(self.id, slot, generation);
-        let cell = Rc::new(ProcCell::<P::Msg> {
-            mailbox: Mailbox::new(),
-            span: tracing::debug_span!("process", %pid, name = tracing::field::Empty),
-        });
-        let key = self.procs.borrow_mut().insert(Entry::new(cell.clone()));
+        let h = crate::proc::allocate(state, pid, 0);
+        let key = self.procs.insert(h);
         debug_assert_eq!(key, (slot, generation));
         self.count_spawned();
-        let mut ctx = Context::new(pid);
-        if let Err(reason) = with_pid(pid, || run_init(&mut state, &mut ctx)) {
-            tracing::debug!(parent: &cell.span, %pid, %reason, "init failed");
-            drop(ctx); // timers started by init die with it
-            drop(state);
+        // SAFETY: just allocated and inserted; nothing runs it yet.
+        let header = unsafe { h.as_ref() };
+        // A span only when a subscriber wants one at this level: an idle
+        // process pays nothing for tracing otherwise.
+        let span = tracing::debug_span!("process", %pid, name = tracing::field::Empty);
+        if !span.is_disabled() {
+            header.set(flags::SPAN);
+            header.with_extras(|e| e.span = Some(span.clone()));
+        }
+        // SAFETY: a freshly allocated `P` that has never run.
+        let init = with_pid(pid, || unsafe { crate::proc::init::<P>(h) });
+        if let Err(reason) = init {
+            tracing::debug!(parent: &span, %pid, %reason, "init failed");
             // Links, monitors and names made by `init` hear of the failure.
-            self.exit(pid, &cell, reason.clone());
+            // SAFETY: as above; `h` is not used after this.
+            unsafe { crate::proc::exit_failed::<P>(h, self, reason.clone()) };
             return Err(Error::Init(reason));
         }
-        tracing::debug!(parent: &cell.span, %pid, "process spawned");
-        before_run(pid);
-        let task = drive(self.clone(), pid, state, ctx, cell.clone());
-        glommio::spawn_local(WithPid {
-            pid,
-            cell,
-            inner: task,
-        })
-        .detach();
+        tracing::debug!(parent: &span, %pid, "process spawned");
         Ok(Addr::from_pid_unchecked(pid))
     }
 
@@ -81,10 +76,18 @@ impl Shard {
         }
     }
 
-    /// Sends a signal to `pid` from this shard, wherever `pid` lives.
-    fn signal_from(&self, pid: Pid, signal: Signal) -> Result<(), Error> {
+    /// Applies a stop request to a process of this shard.
+    pub(crate) fn control(&self, pid: Pid, control: Control) -> Result<(), ()> {
+        match control {
+            Control::Signal(signal) => self.signal(pid, signal).map_err(drop),
+            Control::Kill => self.kill(pid),
+        }
+    }
+
+    /// Sends a stop request to `pid` from this shard, wherever `pid` lives.
+    fn control_from(&self, pid: Pid, control: Control) -> Result<(), Error> {
         if pid.shard() == self.id {
-            return self.signal(pid, signal).map_err(|_| {
+            return self.control(pid, control).map_err(|_| {
                 self.count_dead_letter();
                 Error::NoProcess(pid)
             });
@@ -93,7 +96,7 @@ impl Shard {
             return Err(Error::UnknownShard(pid.shard()));
         }
         let env = Envelope::new(move |there: &Shard| {
-            if there.signal(pid, signal).is_err() {
+            if there.control(pid, control).is_err() {
                 there.count_dead_letter();
             }
         });
@@ -156,14 +159,17 @@ where
 /// is `NoProcess`; for a remote pid the signal is sent and, if the process
 /// is gone, counted there as a dead letter.
 pub fn terminate(pid: Pid) -> Result<(), Error> {
-    here()?.signal_from(pid, Signal::Terminate(ExitReason::Shutdown))
+    here()?.control_from(
+        pid,
+        Control::Signal(Signal::Terminate(ExitReason::Shutdown)),
+    )
 }
 
 /// Asks `pid` to stop once it has handled every message queued before this
 /// call; it then exits with [`ExitReason::Shutdown`] (its terminate hook
 /// runs). Messages arriving after the request are dead letters.
 pub fn shutdown(pid: Pid) -> Result<(), Error> {
-    here()?.signal_from(pid, Signal::Shutdown(None))
+    here()?.control_from(pid, Control::Signal(Signal::Shutdown(None)))
 }
 
 /// Registers `name` for `pid`. Names are unique: `Taken` if a live process
@@ -199,7 +205,7 @@ pub async fn unregister(name: impl Into<String>) -> Result<Option<Pid>, Error> {
 /// the terminate hook does not run (one already running is cut short); the
 /// reason is [`ExitReason::Killed`].
 pub fn kill(pid: Pid) -> Result<(), Error> {
-    here()?.signal_from(pid, Signal::Kill)
+    here()?.control_from(pid, Control::Kill)
 }
 
 /// Waits for `pid` to exit and returns why.
@@ -369,14 +375,17 @@ impl Runtime {
 
     /// [`terminate`] from an outside thread.
     pub fn terminate(&self, pid: Pid) -> Result<(), Error> {
-        self.signal(pid, Signal::Terminate(ExitReason::Shutdown))
+        self.control(
+            pid,
+            Control::Signal(Signal::Terminate(ExitReason::Shutdown)),
+        )
     }
 
     /// [`shutdown`] (handle what is queued, then stop) from an outside
     /// thread. Not to be confused with [`Runtime::shutdown`], which stops
     /// the whole runtime.
     pub fn shutdown_process(&self, pid: Pid) -> Result<(), Error> {
-        self.signal(pid, Signal::Shutdown(None))
+        self.control(pid, Control::Signal(Signal::Shutdown(None)))
     }
 
     /// [`register`] from an outside thread (blocking).
@@ -403,12 +412,12 @@ impl Runtime {
 
     /// [`kill`] from an outside thread.
     pub fn kill(&self, pid: Pid) -> Result<(), Error> {
-        self.signal(pid, Signal::Kill)
+        self.control(pid, Control::Kill)
     }
 
-    fn signal(&self, pid: Pid, signal: Signal) -> Result<(), Error> {
+    fn control(&self, pid: Pid, control: Control) -> Result<(), Error> {
         self.call(pid.shard(), move |s, reply| {
-            let outcome = s.signal(pid, signal).map_err(|_| {
+            let outcome = s.control(pid, control).map_err(|_| {
                 s.count_dead_letter();
                 Error::NoProcess(pid)
             });

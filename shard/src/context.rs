@@ -6,85 +6,83 @@ use crate::exit::ExitReason;
 use crate::link::MonitorRef;
 use crate::pid::{Pid, ShardId};
 use crate::process::Process;
-use crate::shard::{current, Shard};
-use crate::timer::{TimerRef, Timers};
+use crate::shard::{with_current, Shard};
+use crate::table::{flags, Header};
+use crate::timer::TimerRef;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// A process's view of itself, passed to every hook. It lives as long as
-/// the process: timers it started are cancelled when it is dropped, at the
-/// process's exit.
+/// A process's view of itself, passed to every hook.
+///
+/// It lives inside the process's allocation for as long as the process
+/// does. What it holds (monitors, timers) lives in the process's control
+/// block; timers it started are cancelled, and monitors it holds are
+/// dropped on their targets' side, when the process exits, before anybody
+/// hears of the exit.
 pub struct Context<P> {
-    pid: Pid,
-    stop: Option<ExitReason>,
-    /// Allocated on first use, so that a process that never monitors or
-    /// starts a timer pays one pointer for them (idle memory matters).
-    extras: Option<Box<Extras>>,
+    /// The control block at the start of this process's allocation: the
+    /// context lives in that allocation, so the header outlives it.
+    header: NonNull<Header>,
     _process: PhantomData<fn() -> P>,
 }
 
-/// The parts of a context most processes never use.
-#[derive(Default)]
-struct Extras {
-    /// This process's monitors that have not delivered their `Down` and
-    /// were not demonitored. Cancelled on the targets' side when the
-    /// context is dropped (the process exited).
-    monitors: Vec<MonitorRef>,
-    next_monitor: u64,
-    timers: Timers,
-}
-
-impl<P: Process> Context<P> {
-    pub(crate) fn new(pid: Pid) -> Self {
+impl<P> Context<P> {
+    pub(crate) fn new(header: NonNull<Header>) -> Self {
         Self {
-            pid,
-            stop: None,
-            extras: None,
+            header,
             _process: PhantomData,
         }
     }
 
-    fn extras(&mut self) -> &mut Extras {
-        self.extras.get_or_insert_with(Default::default)
+    #[inline]
+    fn header(&self) -> &Header {
+        // SAFETY: the context lives inside the allocation the header starts,
+        // so the header is alive whenever the context is reachable.
+        unsafe { self.header.as_ref() }
     }
+}
 
-    fn timers(&mut self) -> &mut Timers {
-        &mut self.extras().timers
-    }
-
-    fn here(&self) -> Rc<Shard> {
-        current().expect("a process's context is used on its own shard")
+impl<P: Process> Context<P> {
+    fn with_here<R>(&self, f: impl FnOnce(&Rc<Shard>) -> R) -> R {
+        with_current(f).expect("a process's context is used on its own shard")
     }
 
     /// This process's pid.
+    #[inline]
     pub fn pid(&self) -> Pid {
-        self.pid
+        self.header().pid
     }
 
     /// A typed address of this process.
+    #[inline]
     pub fn addr(&self) -> Addr<P> {
-        Addr::from_pid_unchecked(self.pid)
+        Addr::from_pid_unchecked(self.pid())
     }
 
     /// The shard this process runs on.
     pub fn shard(&self) -> ShardId {
-        self.pid.shard()
+        self.pid().shard()
     }
 
     /// Stops the process with [`ExitReason::Normal`] once the current hook
     /// returns.
+    #[inline]
     pub fn stop(&mut self) {
-        self.stop_with(ExitReason::Normal);
+        let header = self.header();
+        header.set(flags::STOP);
+        header.extras_mut(|e| e.stop = None);
     }
 
     /// Stops the process with `reason` once the current hook returns.
     pub fn stop_with(&mut self, reason: ExitReason) {
-        self.stop = Some(reason);
-    }
-
-    pub(crate) fn take_stop(&mut self) -> Option<ExitReason> {
-        self.stop.take()
+        if reason == ExitReason::Normal {
+            return self.stop();
+        }
+        let header = self.header();
+        header.set(flags::STOP);
+        header.with_extras(|e| e.stop = Some(reason));
     }
 
     /// Links this process to `pid` (bidirectional, idempotent). If either
@@ -92,32 +90,40 @@ impl<P: Process> Context<P> {
     /// unless it traps exits. Linking to a dead or stale pid delivers an
     /// exit signal with `NoProcess` at once.
     pub fn link(&mut self, pid: Pid) {
-        self.here().link(self.pid, pid);
+        let me = self.pid();
+        self.with_here(|s| s.link(me, pid));
     }
 
     /// Removes the link to `pid`. Once this returns, no exit signal from
     /// that link reaches this process (one already queued as a trapped
     /// message stays queued).
     pub fn unlink(&mut self, pid: Pid) {
-        self.here().unlink(self.pid, pid);
+        let me = self.pid();
+        self.with_here(|s| s.unlink(me, pid));
     }
 
     /// Turns exit signals from links into calls of
     /// [`Process::handle_exit`] (`true`) or back into stopping (`false`).
     pub fn trap_exits(&mut self, on: bool) {
-        self.here().set_trap_exits(self.pid, on);
+        if on {
+            self.header().set(flags::TRAP_EXITS);
+        } else {
+            self.header().clear(flags::TRAP_EXITS);
+        }
     }
 
     /// Monitors `pid`: this process's [`Process::handle_down`] runs exactly
     /// once when it exits — at once, with `NoProcess`, if it is already
     /// gone. Monitors stack: each call is a separate monitor.
     pub fn monitor(&mut self, pid: Pid) -> MonitorRef {
-        let watcher = self.pid;
-        let extras = self.extras();
-        let monitor = MonitorRef::new(watcher, pid, extras.next_monitor);
-        extras.next_monitor += 1;
-        extras.monitors.push(monitor);
-        self.here().monitor(monitor);
+        let watcher = self.pid();
+        let monitor = self.header().with_extras(|e| {
+            let monitor = MonitorRef::new(watcher, pid, e.next_monitor);
+            e.next_monitor += 1;
+            e.watching.push(monitor);
+            monitor
+        });
+        self.with_here(|s| s.monitor(monitor));
         monitor
     }
 
@@ -125,25 +131,24 @@ impl<P: Process> Context<P> {
     /// Returns `false` if it had already delivered its `Down` or was not
     /// this process's.
     pub fn demonitor(&mut self, monitor: MonitorRef) -> bool {
-        if monitor.watcher() != self.pid || !self.forget_monitor(&monitor) {
+        if monitor.watcher() != self.pid() || !self.forget_monitor(&monitor) {
             return false;
         }
-        self.here().demonitor(monitor);
+        self.with_here(|s| s.demonitor(monitor));
         true
     }
 
     /// Forgets a monitor; `true` if it was still active.
     pub(crate) fn forget_monitor(&mut self, monitor: &MonitorRef) -> bool {
-        let Some(extras) = self.extras.as_mut() else {
-            return false;
-        };
-        match extras.monitors.iter().position(|m| m == monitor) {
-            Some(i) => {
-                extras.monitors.swap_remove(i);
-                true
-            }
-            None => false,
-        }
+        self.header()
+            .extras_mut(|e| match e.watching.iter().position(|m| m == monitor) {
+                Some(i) => {
+                    e.watching.swap_remove(i);
+                    true
+                }
+                None => false,
+            })
+            .unwrap_or(false)
     }
 
     /// Sends `msg` to `to` after `after`. Cancelled by
@@ -154,11 +159,13 @@ impl<P: Process> Context<P> {
         Q::Msg: Send,
     {
         let mut msg = Some(msg);
-        self.timers().start(after, None, move || {
-            if let Some(m) = msg.take() {
-                let _ = to.tell(m);
-            }
-            false
+        self.header().with_extras(|e| {
+            e.timers.start(after, None, move || {
+                if let Some(m) = msg.take() {
+                    let _ = to.tell(m);
+                }
+                false
+            })
         })
     }
 
@@ -167,11 +174,13 @@ impl<P: Process> Context<P> {
     pub fn send_self_after(&mut self, msg: P::Msg, after: Duration) -> TimerRef {
         let me = self.addr();
         let mut msg = Some(msg);
-        self.timers().start(after, None, move || {
-            if let Some(m) = msg.take() {
-                let _ = me.tell_local(m);
-            }
-            false
+        self.header().with_extras(|e| {
+            e.timers.start(after, None, move || {
+                if let Some(m) = msg.take() {
+                    let _ = me.tell_local(m);
+                }
+                false
+            })
         })
     }
 
@@ -187,38 +196,38 @@ impl<P: Process> Context<P> {
         Q: Process,
         Q::Msg: Send,
     {
-        self.timers().start(every, Some(every), move || {
-            !matches!(to.tell(make()), Err(crate::SendError::NoProcess(_)))
+        self.header().with_extras(|e| {
+            e.timers.start(every, Some(every), move || {
+                !matches!(to.tell(make()), Err(crate::SendError::NoProcess(_)))
+            })
         })
     }
 
     /// Cancels a timer. Returns `true` if it was still pending (so its
     /// message will now never be sent).
     pub fn cancel_timer(&mut self, timer: TimerRef) -> bool {
-        self.extras.as_mut().is_some_and(|e| e.timers.cancel(timer))
+        self.header()
+            .extras_mut(|e| e.timers.cancel(timer))
+            .unwrap_or(false)
+    }
+
+    /// Runs `f` on this process's owned tasks (allocating the extras).
+    pub(crate) fn with_owned<R>(&mut self, f: impl FnOnce(&mut crate::owned::Owned) -> R) -> R {
+        self.header().with_extras(|e| f(&mut e.owned))
+    }
+
+    /// Runs `f` on this process's owned tasks, if it has any extras.
+    pub(crate) fn with_owned_if_any<R>(
+        &self,
+        f: impl FnOnce(&mut crate::owned::Owned) -> R,
+    ) -> Option<R> {
+        self.header().extras_mut(|e| f(&mut e.owned))
     }
 
     /// Timers of this process that have not finished.
     pub fn pending_timers(&self) -> usize {
-        self.extras.as_ref().map_or(0, |e| e.timers.pending())
-    }
-}
-
-impl<P> Drop for Context<P> {
-    /// The process exited: its monitors that are still active are dropped
-    /// on their targets' side too, so that a long-lived target does not keep
-    /// (and eventually send `Down`s for) monitors of dead watchers.
-    fn drop(&mut self) {
-        let Some(extras) = self.extras.as_mut() else {
-            return;
-        };
-        if extras.monitors.is_empty() {
-            return;
-        }
-        if let Some(shard) = current() {
-            for monitor in extras.monitors.drain(..) {
-                shard.demonitor(monitor);
-            }
-        }
+        self.header()
+            .extras_mut(|e| e.timers.pending())
+            .unwrap_or(0)
     }
 }

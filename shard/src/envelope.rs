@@ -2,37 +2,140 @@
 //!
 //! An envelope is a `Send` closure run on the receiving shard's thread with
 //! that shard in hand: delivering a message, a signal, a reply, a spawn
-//! request. Boxing it costs one allocation per cross-shard message; an
-//! inline small-closure representation is the planned optimisation (see
-//! docs/architecture.md).
+//! request. It is one cache line: a function pointer and 56 bytes of
+//! payload. A closure that fits (a message of up to about 40 bytes plus its
+//! pid, a reply, a signal) is stored *inline*, so a cross-shard message
+//! costs no allocation; a larger one is boxed and the box is stored instead.
+//!
+//! # Invariants
+//!
+//! 1. `payload` holds exactly one live value of the closure type that
+//!    `call` was instantiated for (inline, or as a `Box` of it), from
+//!    construction until `call` consumes it: by running it (`run`) or by
+//!    dropping it (`Drop`). `run` forgets the envelope first, so the
+//!    closure is consumed exactly once.
+//! 2. Only closures that are `Send + 'static` are stored, so moving an
+//!    envelope to another thread moves nothing that may not go there.
 
 use crate::shard::Shard;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::rc::Rc;
 
-/// The closure inside an envelope.
-type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
+/// Payload bytes stored inline.
+const INLINE: usize = 56;
 
-/// Work for another shard.
-pub(crate) struct Envelope(Job);
+/// Runs (`Some(shard)`) or drops (`None`) the closure in `payload`.
+type Call = unsafe fn(*mut u8, Option<&Rc<Shard>>);
+
+/// Work for another shard: one cache line, no allocation when the closure
+/// fits in it.
+#[repr(C, align(64))]
+pub(crate) struct Envelope {
+    call: Call,
+    payload: MaybeUninit<[u64; INLINE / 8]>,
+}
+
+// SAFETY: invariant 2: the payload is a `Send` closure (or a box of one);
+// `call` is a plain function pointer.
+unsafe impl Send for Envelope {}
 
 impl Envelope {
+    /// An envelope running `f` with the destination shard.
+    #[inline]
     pub(crate) fn new(f: impl FnOnce(&Shard) + Send + 'static) -> Self {
-        Self(Box::new(move |s: &Rc<Shard>| f(s)))
+        Self::with_rc(move |s: &Rc<Shard>| f(s))
     }
 
     /// For envelopes that need the `Rc` (to spawn tasks that keep the shard).
-    pub(crate) fn with_rc(f: impl FnOnce(&Rc<Shard>) + Send + 'static) -> Self {
-        Self(Box::new(f))
+    #[inline]
+    pub(crate) fn with_rc<F: FnOnce(&Rc<Shard>) + Send + 'static>(f: F) -> Self {
+        let mut payload = MaybeUninit::<[u64; INLINE / 8]>::uninit();
+        let at = payload.as_mut_ptr().cast::<u8>();
+        if size_of::<F>() <= INLINE && align_of::<F>() <= 8 {
+            // SAFETY: `F` fits in the payload and the payload is 8-aligned.
+            unsafe { at.cast::<F>().write(f) };
+            Self {
+                call: call_inline::<F>,
+                payload,
+            }
+        } else {
+            // SAFETY: a pointer fits in the payload.
+            unsafe { at.cast::<*mut F>().write(Box::into_raw(Box::new(f))) };
+            Self {
+                call: call_boxed::<F>,
+                payload,
+            }
+        }
     }
 
     /// Runs the envelope on its destination shard. A panic (a user factory
-    /// or a user value's `Drop`) is contained and logged: it must not take
-    /// the shard down.
+    /// or a user value's `Drop`) unwinds to the caller, which contains it.
+    #[inline]
     pub(crate) fn run(self, shard: &Rc<Shard>) {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| (self.0)(shard))) {
-            let msg = crate::exit::panic_message(&*panic);
-            tracing::error!(shard = shard.id.0, panic = %msg, "envelope panicked");
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: invariant 1; `this` is never dropped, so the closure is
+        // consumed only here.
+        unsafe { (this.call)(this.payload.as_mut_ptr().cast(), Some(shard)) }
+    }
+}
+
+impl Drop for Envelope {
+    fn drop(&mut self) {
+        // SAFETY: invariant 1: an envelope that was not run still holds its
+        // closure; this drops it.
+        unsafe { (self.call)(self.payload.as_mut_ptr().cast(), None) }
+    }
+}
+
+/// # Safety
+/// `payload` holds a live `F` (invariant 1), consumed here.
+unsafe fn call_inline<F: FnOnce(&Rc<Shard>)>(payload: *mut u8, shard: Option<&Rc<Shard>>) {
+    // SAFETY: the caller's contract.
+    let f = unsafe { payload.cast::<F>().read() };
+    match shard {
+        Some(shard) => f(shard),
+        None => drop(f),
+    }
+}
+
+/// # Safety
+/// `payload` holds a live `Box<F>` pointer (invariant 1), consumed here.
+unsafe fn call_boxed<F: FnOnce(&Rc<Shard>)>(payload: *mut u8, shard: Option<&Rc<Shard>>) {
+    // SAFETY: the caller's contract: the pointer came from `Box::into_raw`.
+    let f = unsafe { Box::from_raw(payload.cast::<*mut F>().read()) };
+    match shard {
+        Some(shard) => f(shard),
+        None => drop(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn an_envelope_is_one_cache_line() {
+        assert_eq!(size_of::<Envelope>(), 64);
+    }
+
+    #[test]
+    fn unrun_envelopes_drop_their_closure_once_inline_or_boxed() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let small = Counted(drops.clone());
+        let big = (Counted(drops.clone()), [0u64; 16]);
+        let a = Envelope::new(move |_| drop(small));
+        let b = Envelope::new(move |_| drop(big));
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop((a, b));
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 }

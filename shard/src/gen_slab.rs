@@ -2,117 +2,120 @@
 //!
 //! # Invariants
 //!
-//! 1. `generations[k]` is the generation of the *current or next* occupant of
-//!    slot `k`. It is bumped exactly once per removal, so a key handed out
-//!    before a removal never matches again.
-//! 2. A slot whose generation would wrap is retired: it stays occupied by a
-//!    tombstone forever instead of returning to the free list, so a
-//!    generation is never reused (no ABA even after 2³² reuses of a slot).
+//! 1. A slot's `generation` is that of its *current or next* occupant. It
+//!    is bumped exactly once per removal, so a key handed out before a
+//!    removal never matches again.
+//! 2. A slot whose generation would wrap is retired: it never returns to the
+//!    free list, so a generation is never reused (no ABA even after 2³²
+//!    reuses of a slot).
 //! 3. Only the owning shard thread touches a `GenSlab` (it is not `Sync`
 //!    and lives behind the shard's `RefCell`s).
 
-use slab::Slab;
-
-enum Occupant<T> {
-    Live(T),
-    Retired,
+/// One slot: its generation, and its value or its place in the free list.
+struct Entry<T> {
+    generation: u32,
+    next_free: u32,
+    value: Option<T>,
 }
 
-/// A slab of `T` addressed by `(slot, generation)` keys.
+/// No next free slot.
+const NONE: u32 = u32::MAX;
+
+/// A slab of `T` addressed by `(slot, generation)` keys: one vector, the
+/// generation next to the value (one cache line per lookup), a free list
+/// threaded through the vacant slots.
 pub(crate) struct GenSlab<T> {
-    slab: Slab<Occupant<T>>,
-    generations: Vec<u32>,
+    entries: Vec<Entry<T>>,
+    free: u32,
     live: usize,
 }
 
 impl<T> GenSlab<T> {
     pub(crate) fn new() -> Self {
         Self {
-            slab: Slab::new(),
-            generations: Vec::new(),
+            entries: Vec::new(),
+            free: NONE,
             live: 0,
         }
     }
 
     /// Number of live entries.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.live
     }
 
-    /// The key the next `insert` will return.
-    pub(crate) fn next_key(&self) -> (u32, u32) {
-        let slot = self.slab.vacant_key();
-        (
-            slot as u32,
-            self.generations.get(slot).copied().unwrap_or(0),
-        )
-    }
-
     /// Inserts `value`, returning its `(slot, generation)` key.
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> (u32, u32) {
-        let slot = self.slab.insert(Occupant::Live(value));
-        if slot == self.generations.len() {
-            self.generations.push(0);
-        }
         self.live += 1;
-        (slot as u32, self.generations[slot])
+        if self.free != NONE {
+            let slot = self.free;
+            let entry = &mut self.entries[slot as usize];
+            self.free = entry.next_free;
+            entry.value = Some(value);
+            return (slot, entry.generation);
+        }
+        let slot = u32::try_from(self.entries.len()).expect("more than 2^32 slots");
+        assert!(slot != NONE, "slab full");
+        self.entries.push(Entry {
+            generation: 0,
+            next_free: NONE,
+            value: Some(value),
+        });
+        (slot, 0)
     }
 
     #[inline]
     pub(crate) fn get(&self, slot: u32, generation: u32) -> Option<&T> {
-        if self.generations.get(slot as usize) != Some(&generation) {
+        let entry = self.entries.get(slot as usize)?;
+        if entry.generation != generation {
             return None;
         }
-        match self.slab.get(slot as usize) {
-            Some(Occupant::Live(value)) => Some(value),
-            _ => None,
-        }
+        entry.value.as_ref()
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, slot: u32, generation: u32) -> Option<&mut T> {
-        if self.generations.get(slot as usize) != Some(&generation) {
+        let entry = self.entries.get_mut(slot as usize)?;
+        if entry.generation != generation {
             return None;
         }
-        match self.slab.get_mut(slot as usize) {
-            Some(Occupant::Live(value)) => Some(value),
-            _ => None,
-        }
+        entry.value.as_mut()
     }
 
     /// Removes the entry if `(slot, generation)` still names it, bumping the
-    /// slot's generation.
+    /// slot's generation (invariant 1); a slot whose generation would wrap
+    /// is retired instead of freed (invariant 2).
+    #[inline]
     pub(crate) fn remove(&mut self, slot: u32, generation: u32) -> Option<T> {
-        self.get(slot, generation)?;
-        let index = slot as usize;
-        let next = self.generations[index].wrapping_add(1);
-        self.generations[index] = next;
-        self.live -= 1;
-        let old = if next == u32::MAX {
-            // Retire the slot: keep it occupied so it is never handed out
-            // again with a generation that already existed (invariant 2).
-            std::mem::replace(&mut self.slab[index], Occupant::Retired)
-        } else {
-            self.slab.remove(index)
-        };
-        match old {
-            Occupant::Live(value) => Some(value),
-            Occupant::Retired => unreachable!("get() checked the slot is live"),
+        let entry = self.entries.get_mut(slot as usize)?;
+        if entry.generation != generation {
+            return None;
         }
+        let value = entry.value.take()?;
+        entry.generation = generation.wrapping_add(1);
+        if entry.generation != u32::MAX {
+            entry.next_free = self.free;
+            self.free = slot;
+        }
+        self.live -= 1;
+        Some(value)
     }
 
     /// Keys of every live entry.
     pub(crate) fn keys(&self) -> Vec<(u32, u32)> {
-        self.slab
+        self.entries
             .iter()
-            .filter(|(_, occ)| matches!(occ, Occupant::Live(_)))
-            .map(|(k, _)| (k as u32, self.generations[k]))
+            .enumerate()
+            .filter(|(_, e)| e.value.is_some())
+            .map(|(i, e)| (i as u32, e.generation))
             .collect()
     }
 
     #[cfg(test)]
     fn force_generation(&mut self, slot: u32, generation: u32) {
-        self.generations[slot as usize] = generation;
+        self.entries[slot as usize].generation = generation;
     }
 }
 

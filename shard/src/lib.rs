@@ -7,24 +7,30 @@
 mod addr;
 mod addr_from_pid;
 mod api;
+mod block_cache;
 mod context;
+mod delivery;
 mod envelope;
 mod error;
 mod exit;
 mod gen_slab;
 mod link;
+mod owned;
 mod pid;
 mod pool;
+mod proc;
 mod process;
 mod registry;
 mod reply;
 mod runtime;
+mod sched;
 mod shard;
 mod spawn_opts;
 mod stats;
 mod stats_query;
 mod table;
 mod timer;
+mod waker;
 
 pub use addr::{Addr, Ask};
 pub use api::{
@@ -35,6 +41,7 @@ pub use context::Context;
 pub use error::{AskError, Error, SendError};
 pub use exit::ExitReason;
 pub use link::{Down, MonitorRef};
+pub use owned::{OwnedRef, StreamEvent};
 pub use pid::{Pid, ShardId};
 pub use process::{HandlerResult, Process};
 pub use registry::RegistryError;

@@ -29,7 +29,7 @@ use crate::envelope::Envelope;
 use crate::exit::ExitReason;
 use crate::pid::{Pid, ShardId};
 use crate::shard::{Priority, Shard};
-use crate::table::Signal;
+use crate::table::{flags, Signal, System};
 
 /// Names one monitor: who watches whom, and which of the watcher's monitors
 /// it is. Plain data.
@@ -99,21 +99,7 @@ impl Shard {
     }
 
     pub(crate) fn is_alive(&self, pid: Pid) -> bool {
-        self.procs
-            .borrow()
-            .get(pid.slot(), pid.generation())
-            .is_some()
-    }
-
-    /// `pid` (on this shard) starts or stops trapping exits.
-    pub(crate) fn set_trap_exits(&self, pid: Pid, on: bool) {
-        if let Some(entry) = self
-            .procs
-            .borrow_mut()
-            .get_mut(pid.slot(), pid.generation())
-        {
-            entry.trap_exits = on;
-        }
+        self.procs.get(pid.slot(), pid.generation()).is_some()
     }
 
     /// `from`, a process of this shard, links to `to`.
@@ -121,16 +107,14 @@ impl Shard {
         if from == to {
             return;
         }
-        {
-            let mut procs = self.procs.borrow_mut();
-            let Some(entry) = procs.get_mut(from.slot(), from.generation()) else {
-                return;
-            };
-            let links = &mut entry.extras().links;
-            if !links.contains(&to) {
-                links.push(to);
+        let Some(header) = self.header(from) else {
+            return;
+        };
+        header.with_extras(|e| {
+            if !e.links.contains(&to) {
+                e.links.push(to);
             }
-        }
+        });
         if to.shard().index() >= self.shared.shards.len() {
             // Rule 4: no shard owns `to`, so it names no process.
             self.send_link_exit(from, to, ExitReason::NoProcess);
@@ -140,20 +124,14 @@ impl Shard {
     }
 
     fn accept_link(&self, pid: Pid, from: Pid) {
-        let alive = {
-            let mut procs = self.procs.borrow_mut();
-            match procs.get_mut(pid.slot(), pid.generation()) {
-                Some(entry) => {
-                    let links = &mut entry.extras().links;
-                    if !links.contains(&from) {
-                        links.push(from);
-                    }
-                    true
+        let alive = self.header(pid).map(|header| {
+            header.with_extras(|e| {
+                if !e.links.contains(&from) {
+                    e.links.push(from);
                 }
-                None => false,
-            }
-        };
-        if !alive {
+            })
+        });
+        if alive.is_none() {
             self.send_link_exit(from, pid, ExitReason::NoProcess);
         }
     }
@@ -167,20 +145,18 @@ impl Shard {
     }
 
     fn forget_link(&self, pid: Pid, other: Pid) -> bool {
-        let mut procs = self.procs.borrow_mut();
-        let Some(entry) = procs.get_mut(pid.slot(), pid.generation()) else {
+        let Some(header) = self.header(pid) else {
             return false;
         };
-        let Some(extras) = entry.extras.as_mut() else {
-            return false;
-        };
-        match extras.links.iter().position(|p| *p == other) {
-            Some(i) => {
-                extras.links.swap_remove(i);
-                true
-            }
-            None => false,
-        }
+        header
+            .extras_mut(|e| match e.links.iter().position(|p| *p == other) {
+                Some(i) => {
+                    e.links.swap_remove(i);
+                    true
+                }
+                None => false,
+            })
+            .unwrap_or(false)
     }
 
     /// Sends `from`'s exit signal to the linked process `to`.
@@ -193,29 +169,28 @@ impl Shard {
         if !self.forget_link(pid, from) {
             return;
         }
-        let (cell, action) = {
-            let procs = self.procs.borrow();
-            let Some(entry) = procs.get(pid.slot(), pid.generation()) else {
-                return;
-            };
-            let action = if entry.trap_exits {
-                OnExit::Trap
-            } else if reason.is_normal() {
-                OnExit::Ignore
-            } else {
-                OnExit::Stop
-            };
-            (entry.cell.clone(), action)
+        let Some(header) = self.header(pid) else {
+            return;
+        };
+        let action = if header.has(flags::TRAP_EXITS) {
+            OnExit::Trap
+        } else if reason.is_normal() {
+            OnExit::Ignore
+        } else {
+            OnExit::Stop
         };
         match action {
             OnExit::Trap => {
-                cell.push_exit(from, reason);
+                self.push_system(pid, System::Exit(from, reason));
             }
             OnExit::Stop => {
-                let _ = cell.signal(Signal::Terminate(ExitReason::Linked {
-                    pid: from,
-                    reason: Box::new(reason),
-                }));
+                let _ = self.signal(
+                    pid,
+                    Signal::Terminate(ExitReason::Linked {
+                        pid: from,
+                        reason: Box::new(reason),
+                    }),
+                );
             }
             OnExit::Ignore => {}
         }
@@ -237,17 +212,10 @@ impl Shard {
 
     fn accept_monitor(&self, monitor: MonitorRef) {
         let target = monitor.target;
-        let alive = {
-            let mut procs = self.procs.borrow_mut();
-            match procs.get_mut(target.slot(), target.generation()) {
-                Some(entry) => {
-                    entry.extras().monitors.push(monitor);
-                    true
-                }
-                None => false,
-            }
-        };
-        if !alive {
+        let alive = self
+            .header(target)
+            .map(|header| header.with_extras(|e| e.monitors.push(monitor)));
+        if alive.is_none() {
             self.send_down(Down {
                 monitor,
                 pid: target,
@@ -262,12 +230,8 @@ impl Shard {
             return; // no shard holds it
         }
         self.on_owner(monitor.target, move |s| {
-            let target = monitor.target;
-            let mut procs = s.procs.borrow_mut();
-            if let Some(entry) = procs.get_mut(target.slot(), target.generation()) {
-                if let Some(extras) = entry.extras.as_mut() {
-                    extras.monitors.retain(|m| *m != monitor);
-                }
+            if let Some(header) = s.header(monitor.target) {
+                header.extras_mut(|e| e.monitors.retain(|m| *m != monitor));
             }
         });
     }
@@ -275,14 +239,8 @@ impl Shard {
     pub(crate) fn send_down(&self, down: Down) {
         let watcher = down.monitor.watcher;
         self.on_owner(watcher, move |s| {
-            let cell = s
-                .procs
-                .borrow()
-                .get(watcher.slot(), watcher.generation())
-                .map(|e| e.cell.clone());
-            match cell {
-                Some(cell) if cell.push_down(down) => {}
-                _ => s.count_dead_letter(),
+            if !s.push_system(watcher, System::Down(down)) {
+                s.count_dead_letter();
             }
         });
     }

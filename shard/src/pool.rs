@@ -22,7 +22,7 @@
 use crate::envelope::Envelope;
 use crate::pid::ShardId;
 use crate::runtime::Shared;
-use crate::shard::{pump, set_current, take_current, Shard};
+use crate::shard::{set_current, take_current, Shard};
 use corelet_cross_shard::{Consumer, Producer};
 use glommio::{LocalExecutor, LocalExecutorBuilder, Placement};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -148,7 +148,7 @@ fn run_shard(executor: &LocalExecutor, start: ShardStart) {
         } = start;
         let shard = Rc::new(Shard::new(id, shared, inboxes, outboxes));
         set_current(Some(shard.clone()));
-        pump(shard.clone()).await;
+        crate::sched::scheduler(shard.clone()).await;
         shard.cancel_tasks();
         // Let the executor drop the cancelled tasks' futures now, while this
         // shard is still current, rather than at the start of the next run.

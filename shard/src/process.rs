@@ -1,16 +1,12 @@
-//! The `Process` trait, its `Context`, and the task that drives one process.
+//! The `Process` trait, and a future wrapper that turns panics into errors.
 
 use crate::context::Context;
 use crate::exit::{panic_message, ExitReason};
 use crate::link::Down;
 use crate::pid::Pid;
-use crate::shard::Shard;
-use crate::table::{Item, ProcCell, Signal};
-use corelet_mailbox::{Mailbox, Next};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
 
 /// What `init` and `handle` return: `Err` stops the process with
@@ -119,155 +115,5 @@ impl<F: Future> Future for CatchUnwind<F> {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Err(payload) => Poll::Ready(Err(panic_message(&*payload))),
         }
-    }
-}
-
-/// How one hook invocation ended.
-enum Handled {
-    Continue,
-    Stop(ExitReason),
-}
-
-/// Runs one hook future, but stops polling it if the process is killed
-/// meanwhile (the hook's future is dropped mid-await).
-struct Interruptible<'a, F, M> {
-    hook: Pin<&'a mut CatchUnwind<F>>,
-    mailbox: &'a Mailbox<Item<M>, Signal>,
-    killed: &'a mut bool,
-}
-
-impl<F: Future<Output = HandlerResult>, M> Future for Interruptible<'_, F, M> {
-    type Output = Result<HandlerResult, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if take_kill(this.mailbox) {
-            *this.killed = true;
-            return Poll::Ready(Ok(Ok(())));
-        }
-        // Keep the waker registered while busy so that a kill signal (which
-        // always wakes) gets this task polled even mid-await.
-        this.mailbox.register(cx.waker());
-        this.hook.as_mut().poll(cx)
-    }
-}
-
-/// Removes a pending `Kill` from the signal queue, leaving other signals
-/// (a `Terminate` waits for the handler to finish) and waking nobody.
-fn take_kill<M>(mailbox: &Mailbox<Item<M>, Signal>) -> bool {
-    mailbox.signal_count() > 0
-        && mailbox
-            .take_signal_if(|s| matches!(s, Signal::Kill))
-            .is_some()
-}
-
-/// Awaits one hook, turning errors, panics and kills into the process's
-/// exit. (`ctx.stop()` is checked by the caller once the hook's borrow of
-/// the context has ended.)
-async fn run_hook<M>(
-    mailbox: &Mailbox<Item<M>, Signal>,
-    hook: impl Future<Output = HandlerResult>,
-) -> Handled {
-    let mut killed = false;
-    let outcome = {
-        let hook = std::pin::pin!(CatchUnwind(hook));
-        Interruptible {
-            hook,
-            mailbox,
-            killed: &mut killed,
-        }
-        .await
-    };
-    if killed {
-        return Handled::Stop(ExitReason::Killed);
-    }
-    match outcome {
-        Ok(Ok(())) => Handled::Continue,
-        Ok(Err(e)) => Handled::Stop(ExitReason::Error(e.to_string())),
-        Err(panic) => Handled::Stop(ExitReason::Panicked(panic)),
-    }
-}
-
-/// The body of a process's task: receive, handle, repeat; then terminate,
-/// drop the state, free the slot, and only then tell anybody.
-pub(crate) async fn drive<P: Process>(
-    shard: Rc<Shard>,
-    pid: Pid,
-    mut state: P,
-    mut ctx: Context<P>,
-    cell: Rc<ProcCell<P::Msg>>,
-) {
-    let mailbox = &cell.mailbox;
-    // Set by `Shutdown`: stop once this many messages have been taken.
-    let mut drain_until: Option<u64> = None;
-    let reason = loop {
-        if drain_until.is_some_and(|mark| mailbox.popped() >= mark) {
-            break ExitReason::Shutdown;
-        }
-        let handled = match mailbox.next().await {
-            Next::Signal(Signal::Terminate(reason)) => break reason,
-            Next::Signal(Signal::Kill) => break ExitReason::Killed,
-            Next::Signal(Signal::Shutdown(after)) => {
-                drain_until.get_or_insert(after.unwrap_or_else(|| mailbox.pushed()));
-                continue;
-            }
-            Next::Message(Item::User(msg)) => {
-                shard.count_handled();
-                run_hook(mailbox, state.handle(&mut ctx, msg)).await
-            }
-            Next::Message(Item::Exit { from, reason }) => {
-                run_hook(mailbox, state.handle_exit(&mut ctx, from, reason)).await
-            }
-            Next::Message(Item::Down(down)) => {
-                if !ctx.forget_monitor(&down.monitor) {
-                    continue; // demonitored: rule 3 of `link.rs`
-                }
-                run_hook(mailbox, state.handle_down(&mut ctx, down)).await
-            }
-        };
-        match handled {
-            Handled::Stop(reason) => break reason,
-            Handled::Continue => {
-                if let Some(reason) = ctx.take_stop() {
-                    break reason;
-                }
-            }
-        }
-    };
-    let reason = if reason == ExitReason::Killed {
-        reason
-    } else {
-        // Interruptible like any hook: a kill stops a terminate hook that
-        // hangs (this is what the shutdown grace period relies on).
-        let hook = async {
-            state.terminate(&mut ctx, &reason).await;
-            Ok(())
-        };
-        match run_hook(mailbox, hook).await {
-            Handled::Continue => reason,
-            Handled::Stop(ExitReason::Panicked(panic)) => {
-                tracing::warn!(%pid, %panic, "terminate hook panicked");
-                ExitReason::Panicked(panic)
-            }
-            // `Killed`: the hook was cut short.
-            Handled::Stop(other) => other,
-        }
-    };
-    // Timers die with their owner, before anybody hears of the exit.
-    drop(ctx);
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(state))) {
-        tracing::warn!(%pid, panic = %panic_message(&*panic), "dropping process state panicked");
-    }
-    shard.exit(pid, &cell, reason);
-}
-
-/// Runs `init` for a freshly inserted process, catching panics. Links,
-/// monitors and timers made by `init` live in `ctx`, which the process's
-/// task then takes over.
-pub(crate) fn run_init<P: Process>(state: &mut P, ctx: &mut Context<P>) -> Result<(), ExitReason> {
-    match catch_unwind(AssertUnwindSafe(|| state.init(ctx))) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ExitReason::Error(e.to_string())),
-        Err(panic) => Err(ExitReason::Panicked(panic_message(&*panic))),
     }
 }

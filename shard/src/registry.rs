@@ -142,17 +142,15 @@ impl Shard {
 
     /// On pid's shard: tie the name to the live process, or undo the claim.
     fn attach(&self, name: String, pid: Pid, answer: Answer) {
-        let attached = {
-            let mut procs = self.procs.borrow_mut();
-            match procs.get_mut(pid.slot(), pid.generation()) {
-                Some(entry) => {
-                    entry.cell.span().record("name", name.as_str());
-                    entry.extras().names.push(name.clone());
-                    true
+        let attached = self.header(pid).is_some_and(|header| {
+            header.with_extras(|e| {
+                if let Some(span) = &e.span {
+                    span.record("name", name.as_str());
                 }
-                None => false,
-            }
-        };
+                e.names.push(name.clone());
+            });
+            true
+        });
         if attached {
             tracing::debug!(%pid, name = %name, "name registered");
             answer.send(Ok(()));

@@ -9,32 +9,121 @@
 //!
 //! A reply travels like any message: written straight into the slot when
 //! the replier runs on the asker's shard, through the ring to the asker's
-//! shard otherwise, and through the shard's injector queue from outside
-//! threads. A slot is freed by its asker (on completion or when the ask
-//! future is dropped); a late reply finds the generation bumped and is
-//! counted and dropped.
+//! shard otherwise (the envelope carries the value inline when it is
+//! small, and the pump writes it into the slot), and through the shard's
+//! injector queue from outside threads. A slot is freed by its asker (on
+//! completion or when the ask future is dropped); a late reply finds the
+//! generation bumped and is counted and dropped.
+//!
+//! Slots are typed without boxing: a reply of up to [`INLINE`] bytes is
+//! stored in the slot itself (a larger one in a box), and the asker's
+//! [`Reply<R>`] knows `R`, so it reads the value back with no `Any`. An
+//! asker that is a process or task of the same shard is remembered by its
+//! key, not by a cloned waker.
 
 use crate::envelope::Envelope;
 use crate::error::AskError;
-use crate::pid::ShardId;
+use crate::pid::{Pid, ShardId};
 use crate::runtime::{lookup_runtime, RuntimeId};
 use crate::shard::{Priority, Shard};
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 
-type Outcome = Result<Box<dyn Any>, AskError>;
+/// Bytes of a reply stored in the slot itself.
+pub(crate) const INLINE: usize = 32;
+
+/// Storage for one reply value: inline when it fits, else a box.
+#[repr(C, align(8))]
+struct Storage(MaybeUninit<[u8; INLINE]>);
+
+/// Whether `R` is stored inline.
+const fn inline<R>() -> bool {
+    std::mem::size_of::<R>() <= INLINE && std::mem::align_of::<R>() <= 8
+}
+
+impl Storage {
+    /// # Safety
+    /// The storage holds no value.
+    unsafe fn put<R>(&mut self, value: R) {
+        let at = self.0.as_mut_ptr().cast::<u8>();
+        if inline::<R>() {
+            // SAFETY: `R` fits and is suitably aligned (`align(8)`), and the
+            // storage is empty (caller's contract).
+            unsafe { at.cast::<R>().write(value) };
+        } else {
+            // SAFETY: a pointer fits in the storage.
+            unsafe { at.cast::<*mut R>().write(Box::into_raw(Box::new(value))) };
+        }
+    }
+
+    /// # Safety
+    /// The storage holds a value of type `R` put there by `put::<R>`; it is
+    /// empty afterwards.
+    unsafe fn take<R>(&mut self) -> R {
+        let at = self.0.as_mut_ptr().cast::<u8>();
+        if inline::<R>() {
+            // SAFETY: the caller's contract.
+            unsafe { at.cast::<R>().read() }
+        } else {
+            // SAFETY: the caller's contract: a pointer from `Box::into_raw`.
+            unsafe { *Box::from_raw(at.cast::<*mut R>().read()) }
+        }
+    }
+}
+
+/// Drops the `R` in `storage`.
+///
+/// # Safety
+/// As for [`Storage::take`].
+unsafe fn drop_stored<R>(storage: &mut Storage) {
+    // SAFETY: forwarded.
+    drop(unsafe { storage.take::<R>() });
+}
+
+/// Who to wake when the reply arrives.
+enum Waiter {
+    Nobody,
+    /// A process or task of this shard, by key (no pointer, no refcount).
+    Local(Pid, bool),
+    Waker(Waker),
+}
+
+/// Drops the value a slot holds (it knows the value's type).
+type DropValue = unsafe fn(&mut Storage);
 
 /// A pending reply in the asker's shard.
-#[derive(Default)]
 pub(crate) struct ReplySlot {
-    waker: Option<Waker>,
-    outcome: Option<Outcome>,
+    waiter: Waiter,
+    /// `Some` once answered: `Ok(drop function of the stored value)` or the
+    /// error.
+    outcome: Option<Result<DropValue, AskError>>,
+    value: Storage,
+}
+
+impl Default for ReplySlot {
+    fn default() -> Self {
+        Self {
+            waiter: Waiter::Nobody,
+            outcome: None,
+            value: Storage(MaybeUninit::uninit()),
+        }
+    }
+}
+
+impl Drop for ReplySlot {
+    fn drop(&mut self) {
+        if let Some(Ok(drop_value)) = self.outcome.take() {
+            // SAFETY: `outcome` is `Ok` exactly while `value` holds the
+            // value `drop_value` was made for.
+            unsafe { drop_value(&mut self.value) };
+        }
+    }
 }
 
 /// Where a reply goes.
@@ -110,13 +199,7 @@ fn deliver<R: Send + 'static>(target: Target<R>, outcome: Result<R, AskError>) {
             generation,
         } => (runtime, shard, slot, generation),
     };
-    let fill = move |home: &Shard| {
-        home.fulfil(
-            slot,
-            generation,
-            outcome.map(|v| Box::new(v) as Box<dyn Any>),
-        );
-    };
+    let fill = move |home: &Shard| home.fulfil(slot, generation, outcome);
     // On a shard of the same runtime: directly, or through the ring (one
     // thread-local access, no `Rc` clone: this is the ask path).
     let unsent = crate::shard::with_current_or(
@@ -170,20 +253,34 @@ impl Shard {
     }
 
     /// Stores a reply and wakes its asker. A reply for a freed slot is late.
-    pub(crate) fn fulfil(&self, slot: u32, generation: u32, outcome: Outcome) {
-        let late = {
+    pub(crate) fn fulfil<R: 'static>(
+        &self,
+        slot: u32,
+        generation: u32,
+        outcome: Result<R, AskError>,
+    ) {
+        let (waiter, late) = {
             let mut replies = self.replies.borrow_mut();
             match replies.get_mut(slot, generation) {
                 Some(s) if s.outcome.is_none() => {
-                    s.outcome = Some(outcome);
-                    if let Some(w) = s.waker.take() {
-                        w.wake();
-                    }
-                    None
+                    s.outcome = Some(match outcome {
+                        Ok(value) => {
+                            // SAFETY: no outcome yet, so the storage is empty.
+                            unsafe { s.value.put(value) };
+                            Ok(drop_stored::<R> as DropValue)
+                        }
+                        Err(e) => Err(e),
+                    });
+                    (std::mem::replace(&mut s.waiter, Waiter::Nobody), None)
                 }
-                _ => Some(outcome),
+                _ => (Waiter::Nobody, Some(outcome)),
             }
         };
+        match waiter {
+            Waiter::Nobody => {}
+            Waiter::Local(key, task) => self.wake_key(key, task),
+            Waiter::Waker(w) => w.wake(),
+        }
         if let Some(outcome) = late {
             self.count_late_reply();
             drop(outcome); // outside the borrow: may run user drops
@@ -219,13 +316,21 @@ impl<R: 'static> Future for Reply<R> {
                 .get_mut(self.slot, self.generation)
                 .expect("a reply slot lives until its Reply is done or dropped");
             match slot.outcome.take() {
-                Some(outcome) => {
-                    replies.remove(self.slot, self.generation);
-                    Some(outcome)
+                Some(Ok(_)) => {
+                    // SAFETY: `fulfil::<R>` put an `R` there (a `Reply<R>`
+                    // and its `ReplyTo<R>` share the slot); `outcome` is now
+                    // `None`, so the slot's drop will not drop it again.
+                    let value = unsafe { slot.value.take::<R>() };
+                    Some(Ok(value))
                 }
+                Some(Err(e)) => Some(Err(e)),
                 None => {
-                    if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        slot.waker = Some(cx.waker().clone());
+                    match crate::waker::local_key(cx.waker()) {
+                        Some((key, task)) => slot.waiter = Waiter::Local(key, task),
+                        None => match &slot.waiter {
+                            Waiter::Waker(w) if w.will_wake(cx.waker()) => {}
+                            _ => slot.waiter = Waiter::Waker(cx.waker().clone()),
+                        },
                     }
                     None
                 }
@@ -233,11 +338,14 @@ impl<R: 'static> Future for Reply<R> {
         };
         match taken {
             Some(outcome) => {
+                let slot = self
+                    .shard
+                    .replies
+                    .borrow_mut()
+                    .remove(self.slot, self.generation);
+                drop(slot); // empty now; outside the borrow anyway
                 self.done = true;
-                Poll::Ready(outcome.map(|b| {
-                    *b.downcast::<R>()
-                        .expect("a reply slot only receives its ReplyTo's type")
-                }))
+                Poll::Ready(outcome)
             }
             None => Poll::Pending,
         }

@@ -25,6 +25,7 @@ pub(crate) struct Config {
     pub(crate) overflow_limit: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) spin_before_park: Duration,
+    pub(crate) process_budget: u32,
 }
 
 /// The notifier a shard's doorbell rings: the waker of the shard's pump
@@ -134,6 +135,8 @@ pub struct Builder {
     overflow_limit: Option<usize>,
     shutdown_grace: Option<Duration>,
     spin_before_park: Option<Duration>,
+    process_budget: Option<u32>,
+    cores: Option<Vec<usize>>,
 }
 
 impl Builder {
@@ -191,12 +194,48 @@ impl Builder {
         self
     }
 
+    /// Messages a process may handle in one turn before the scheduler
+    /// moves on to the next ready process (default 100, as Pony's; zero is
+    /// taken as one). Lower values interleave processes more finely; higher
+    /// ones amortise scheduling over more messages.
+    pub fn process_budget(mut self, messages: u32) -> Self {
+        self.process_budget = Some(messages);
+        self
+    }
+
+    /// Places the shards on these CPUs (ids as `core_affinity` and
+    /// `/proc/cpuinfo` number them): shard `i` is pinned to
+    /// `cores[i % cores.len()]`, so the host keeps its other CPUs. Implies
+    /// pinning; the shard count defaults to the number of CPUs given.
+    pub fn cores(mut self, cores: impl IntoIterator<Item = usize>) -> Self {
+        self.cores = Some(cores.into_iter().collect());
+        self
+    }
+
+    /// The CPU of each shard when [`Builder::cores`] is set.
+    fn placement(&self, shards: usize) -> Result<Option<Vec<core_affinity::CoreId>>, Error> {
+        let Some(list) = &self.cores else {
+            return Ok(None);
+        };
+        if list.is_empty() {
+            return Err(Error::Build("cores(): the CPU list is empty".into()));
+        }
+        let known = core_affinity::get_core_ids().unwrap_or_default();
+        if let Some(bad) = list.iter().find(|&&c| !known.iter().any(|k| k.id == c)) {
+            return Err(Error::Build(format!("cores(): CPU {bad} is not available")));
+        }
+        let ids = (0..shards).map(|i| core_affinity::CoreId {
+            id: list[i % list.len()],
+        });
+        Ok(Some(ids.collect()))
+    }
+
     fn resolve(&self) -> Result<(usize, bool), Error> {
         let cores = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(0);
         let available = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        let shards = match self.shards {
+        let shards = match self.shards.or(self.cores.as_ref().map(Vec::len)) {
             Some(n) => n,
             None => match env_var("CORELET_SHARDS")? {
                 Some(v) => v
@@ -223,6 +262,9 @@ impl Builder {
                 None => shards <= cores,
             },
         };
+        if self.cores.is_some() {
+            return Ok((shards, true));
+        }
         if pin && shards > cores {
             return Err(Error::Build(format!(
                 "{shards} pinned shards but {cores} cores: use pin(false) or CORELET_PIN=0"
@@ -235,11 +277,13 @@ impl Builder {
     /// threads come from a process-wide pool (see `Runtime` docs).
     pub fn build(self) -> Result<Runtime, Error> {
         let (n, pin) = self.resolve()?;
+        let placed = self.placement(n)?;
         let config = Config {
             ring_capacity: self.ring_capacity.unwrap_or(1024).max(2),
             overflow_limit: self.overflow_limit.unwrap_or(1 << 16).max(1),
             shutdown_grace: self.shutdown_grace.unwrap_or(Duration::from_secs(5)),
             spin_before_park: self.spin_before_park.unwrap_or(Duration::from_micros(50)),
+            process_budget: self.process_budget.unwrap_or(100).max(1),
         };
         let id = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed); // a unique number; orders nothing
         let name = self.name.unwrap_or_else(|| format!("corelet-{id}"));
@@ -269,7 +313,9 @@ impl Builder {
                 }
             }
         }
-        let cores = if pin {
+        let cores = if let Some(placed) = placed {
+            placed
+        } else if pin {
             core_affinity::get_core_ids().unwrap_or_default()
         } else {
             Vec::new()

@@ -1,18 +1,19 @@
-//! One shard: its process table, its rings, its pump, its counters.
+//! One shard: its process table, its scheduler state, its rings, its
+//! counters.
 //!
 //! # Ownership rules
 //!
 //! 1. A `Shard` lives on exactly one thread, behind an `Rc`, reachable from
-//!    that thread's `CURRENT` thread-local and from the tasks it runs.
+//!    that thread's `CURRENT` thread-local and from its scheduler task.
 //!    Nothing in it is `Send`; other threads reach it only by pushing an
 //!    [`Envelope`] into a ring or into its injector queue.
-//! 2. The process table (`procs`) is the only owner of a process's control
-//!    block (mailbox handle, waiters). The process state itself lives in the
-//!    process's glommio task, spawned on this shard's executor: it is
-//!    created, polled and dropped on this thread only.
-//! 3. Only [`Shard::exit`], run by the process's own task on this thread,
-//!    removes a live entry: after the terminate hook ran and the state was
-//!    dropped. Removal bumps the slot's generation, *then* waiters are told.
+//! 2. The process table (`procs`) is the only owner of a process: its one
+//!    allocation holds state, mailbox, context and suspended hook future
+//!    (`proc.rs`), created, run and freed on this thread only, by the
+//!    scheduler (`sched.rs`).
+//! 3. Only a process's own exit path removes its entry: after the
+//!    terminate hook ran and the state was dropped. Removal bumps the
+//!    slot's generation, *then* waiters are told (`delivery.rs`).
 //! 4. No `RefCell` borrow is held while user code runs or while a user
 //!    value is dropped (a message's drop may run a reply handle's drop,
 //!    which re-enters the shard).
@@ -27,13 +28,17 @@ use crate::pid::{Pid, ShardId};
 use crate::registry::Names;
 use crate::reply::ReplySlot;
 use crate::runtime::Shared;
+use crate::sched::ReadyQueue;
 use crate::stats::{add, bump, Counters, ShardStats};
-use crate::table::{Entry, Signal};
+use crate::table::{Header, ProcTable, Signal};
 use corelet_cross_shard::{Consumer, Producer};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -73,13 +78,13 @@ pub(crate) enum Priority {
     System,
 }
 
-/// A `run_task` task and the flag it sets when it completes.
-type TrackedTask = (glommio::Task<()>, Rc<Cell<bool>>);
-
 pub(crate) struct Shard {
     pub(crate) id: ShardId,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) procs: RefCell<GenSlab<Entry>>,
+    pub(crate) procs: ProcTable,
+    /// Tasks (`block_on` futures and the shard's own helpers) by key.
+    pub(crate) tasks: RefCell<GenSlab<NonNull<Header>>>,
+    pub(crate) ready: ReadyQueue,
     /// This shard's part of the name registry.
     pub(crate) names: RefCell<Names>,
     pub(crate) replies: RefCell<GenSlab<ReplySlot>>,
@@ -87,57 +92,78 @@ pub(crate) struct Shard {
     inboxes: RefCell<Vec<Consumer<Envelope>>>,
     /// Outboxes holding unpublished or overflowing envelopes.
     dirty: Cell<bool>,
-    pump_waker: RefCell<Option<Waker>>,
-    pump_parked: Cell<bool>,
+    scheduler_waker: RefCell<Option<Waker>>,
+    scheduler_parked: Cell<bool>,
     stopping: Cell<bool>,
+    budget: u32,
     pub(crate) counters: Counters,
-    /// Tasks started by `block_on` (and the shutdown timer), with a flag
-    /// each sets when it completes; cancelled when the shard stops.
-    tasks: RefCell<Vec<TrackedTask>>,
+    /// Blocks for process and task allocations (see `block_cache.rs`).
+    pub(crate) blocks: crate::block_cache::BlockCache,
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
-    static CURRENT_PID: Cell<Option<Pid>> = const { Cell::new(None) };
+    /// This thread's shard: a strong reference leaked into a raw pointer
+    /// by `set_current` and taken back by `take_current` (a plain pointer,
+    /// so that reading it is one load: it is on every `tell`). Written only
+    /// by the shard thread's setup and teardown (`pool.rs`), never while a
+    /// `with_current` closure runs.
+    static CURRENT: Cell<*const Shard> = const { Cell::new(std::ptr::null()) };
+    /// The pid of the process the scheduler is running on this thread.
+    pub(crate) static CURRENT_PID: Cell<Option<Pid>> = const { Cell::new(None) };
 }
 
 /// Runs `f` with this thread's shard, if this is a shard thread.
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Shard>) -> R) -> Option<R> {
-    CURRENT.with(|c| c.borrow().as_ref().map(f))
+    let current = CURRENT.get();
+    if current.is_null() {
+        return None;
+    }
+    // SAFETY: `current` came from `Rc::into_raw` in `set_current` and its
+    // strong count is held until `take_current`, which no code running
+    // inside `f` calls; `ManuallyDrop` leaves that count alone.
+    let shard = ManuallyDrop::new(unsafe { Rc::from_raw(current) });
+    Some(f(&shard))
 }
 
 /// Runs `on_shard(shard, value)` on a shard thread, or `elsewhere(value)`:
-/// one thread-local access, and the value is handed back either way.
+/// one thread-local load, and the value is handed back either way.
 #[inline]
 pub(crate) fn with_current_or<T, R>(
     value: T,
     on_shard: impl FnOnce(&Rc<Shard>, T) -> R,
     elsewhere: impl FnOnce(T) -> R,
 ) -> R {
-    CURRENT.with(|c| match c.borrow().as_ref() {
-        Some(shard) => on_shard(shard, value),
-        None => elsewhere(value),
-    })
+    let current = CURRENT.get();
+    if current.is_null() {
+        return elsewhere(value);
+    }
+    // SAFETY: as in `with_current`.
+    let shard = ManuallyDrop::new(unsafe { Rc::from_raw(current) });
+    on_shard(&shard, value)
 }
 
 /// This thread's shard, if any.
 pub(crate) fn current() -> Option<Rc<Shard>> {
-    CURRENT.with(|c| c.borrow().clone())
+    with_current(Rc::clone)
 }
 
 pub(crate) fn set_current(shard: Option<Rc<Shard>>) {
-    CURRENT.with(|c| *c.borrow_mut() = shard);
+    drop(take_current());
+    CURRENT.set(shard.map_or(std::ptr::null(), Rc::into_raw));
 }
 
 /// Takes this thread's shard out of `CURRENT`.
 pub(crate) fn take_current() -> Option<Rc<Shard>> {
-    CURRENT.with(|c| c.borrow_mut().take())
+    let current = CURRENT.replace(std::ptr::null());
+    // SAFETY: a non-null `current` came from `Rc::into_raw` in
+    // `set_current`, and this takes its count back exactly once.
+    (!current.is_null()).then(|| unsafe { Rc::from_raw(current) })
 }
 
-/// The pid of the process whose task is being polled on this thread.
+/// The pid of the process whose hook is running on this thread.
 pub(crate) fn current_pid() -> Option<Pid> {
-    CURRENT_PID.with(|c| c.get())
+    CURRENT_PID.get()
 }
 
 /// Runs `f` with [`current_pid`] naming `pid` (used around `init`).
@@ -145,37 +171,11 @@ pub(crate) fn with_pid<T>(pid: Pid, f: impl FnOnce() -> T) -> T {
     struct Restore(Option<Pid>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            CURRENT_PID.with(|c| c.set(self.0));
+            CURRENT_PID.set(self.0);
         }
     }
-    let _restore = Restore(CURRENT_PID.with(|c| c.replace(Some(pid))));
+    let _restore = Restore(CURRENT_PID.replace(Some(pid)));
     f()
-}
-
-/// Wraps a process's task so that [`current_pid`] names it while it runs.
-pub(crate) struct WithPid<F, M> {
-    pub(crate) pid: Pid,
-    /// The process's cell, for its tracing span (a pointer here rather than
-    /// a second 40-byte `Span`: idle memory matters).
-    pub(crate) cell: Rc<crate::table::ProcCell<M>>,
-    pub(crate) inner: F,
-}
-
-impl<F: Future, M> Future for WithPid<F, M> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: structural pin projection; `inner` is never moved out.
-        let this = unsafe { self.get_unchecked_mut() };
-        let _entered = this.cell.span.enter();
-        let previous = CURRENT_PID.with(|c| c.replace(Some(this.pid)));
-        // SAFETY: `this` came from a pinned reference and `inner` is not
-        // moved for the rest of its life.
-        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        let out = inner.poll(cx);
-        CURRENT_PID.with(|c| c.set(previous));
-        out
-    }
 }
 
 impl Shard {
@@ -187,8 +187,10 @@ impl Shard {
     ) -> Self {
         Self {
             id,
-            shared,
-            procs: RefCell::new(GenSlab::new()),
+            shared: shared.clone(),
+            procs: ProcTable::new(),
+            tasks: RefCell::new(GenSlab::new()),
+            ready: ReadyQueue::default(),
             names: RefCell::new(Names::default()),
             replies: RefCell::new(GenSlab::new()),
             outboxes: RefCell::new(
@@ -204,11 +206,12 @@ impl Shard {
             ),
             inboxes: RefCell::new(inboxes),
             dirty: Cell::new(false),
-            pump_waker: RefCell::new(None),
-            pump_parked: Cell::new(false),
+            scheduler_waker: RefCell::new(None),
+            scheduler_parked: Cell::new(false),
             stopping: Cell::new(false),
+            budget: shared.config.process_budget,
             counters: Counters::default(),
-            tasks: RefCell::new(Vec::new()),
+            blocks: Default::default(),
         }
     }
 
@@ -216,8 +219,8 @@ impl Shard {
         self.stopping.get()
     }
 
-    pub(crate) fn count_handled(&self) {
-        bump(&self.counters.messages);
+    pub(crate) fn count_handled(&self, n: u64) {
+        add(&self.counters.messages, n);
     }
 
     pub(crate) fn count_dead_letter(&self) {
@@ -232,8 +235,14 @@ impl Shard {
         bump(&self.counters.late_replies);
     }
 
+    /// Messages a process may handle per turn (rule 3 of `sched.rs`).
+    #[inline]
+    pub(crate) fn budget(&self) -> u32 {
+        self.budget
+    }
+
     pub(crate) fn stats(&self) -> ShardStats {
-        let alive = self.procs.borrow().len() as u64;
+        let alive = self.procs.len() as u64;
         let names = self.names.borrow().len() as u64;
         self.counters.snapshot(self.id.0, alive, names)
     }
@@ -298,13 +307,15 @@ impl Shard {
 
     fn mark_dirty(&self) {
         if !self.dirty.replace(true) {
-            self.wake_pump();
+            self.wake_scheduler();
         }
     }
 
-    pub(crate) fn wake_pump(&self) {
-        if self.pump_parked.replace(false) {
-            if let Some(w) = self.pump_waker.borrow().as_ref() {
+    /// Wakes the scheduler task if it is parked.
+    #[inline]
+    pub(crate) fn wake_scheduler(&self) {
+        if self.scheduler_parked.replace(false) {
+            if let Some(w) = self.scheduler_waker.borrow().as_ref() {
                 w.wake_by_ref();
             }
         }
@@ -312,7 +323,8 @@ impl Shard {
 
     /// Publishes every outbox and moves overflow into rings where room
     /// appeared. Returns whether anything is still waiting to go out.
-    fn flush_outbound(&self) -> bool {
+    #[inline(never)] // a stable symbol for profilers
+    pub(crate) fn flush_outbound(&self) -> bool {
         if !self.dirty.get() {
             return false;
         }
@@ -350,28 +362,56 @@ impl Shard {
         pending
     }
 
-    /// Drains every inbound ring and the injector into `batch`, then runs
-    /// the batch. Returns how many envelopes ran.
-    fn drain_inbound(self: &Rc<Self>, batch: &mut Vec<Envelope>) -> usize {
-        {
-            let mut inboxes = self.inboxes.borrow_mut();
-            for consumer in inboxes.iter_mut() {
-                consumer.drain(DRAIN_LIMIT, |env| batch.push(env));
+    /// Drains every inbound ring and the injector, running each envelope as
+    /// it is taken (delivering into mailboxes, mostly: no process runs
+    /// until everything waiting has been delivered). Returns how many ran.
+    #[inline(never)] // a stable symbol for profilers
+    pub(crate) fn drain_inbound(self: &Rc<Self>) -> usize {
+        let mut n = 0;
+        let sources = self.inboxes.borrow().len();
+        for i in 0..sources {
+            loop {
+                // A panic in an envelope (a user value's drop, say) ends
+                // this drain; the ring has released what was taken, so
+                // the loop picks up behind it.
+                let drained = catch_unwind(AssertUnwindSafe(|| {
+                    let mut inboxes = self.inboxes.borrow_mut();
+                    let mut taken = 0;
+                    if let Some(consumer) = inboxes.get_mut(i) {
+                        taken = consumer.drain(DRAIN_LIMIT, |env| env.run(self));
+                    }
+                    taken
+                }));
+                match drained {
+                    Ok(taken) => {
+                        n += taken;
+                        break;
+                    }
+                    Err(panic) => {
+                        n += 1;
+                        let msg = crate::exit::panic_message(&*panic);
+                        tracing::error!(shard = self.id.0, panic = %msg, "envelope panicked");
+                    }
+                }
             }
         }
         let injector = &self.shared.shards[self.id.index()].injector;
         for _ in 0..DRAIN_LIMIT {
-            match injector.pop() {
-                Some(env) => batch.push(env),
-                None => break,
+            let Some(env) = injector.pop() else { break };
+            n += 1;
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| env.run(self))) {
+                let msg = crate::exit::panic_message(&*panic);
+                tracing::error!(shard = self.id.0, panic = %msg, "envelope panicked");
             }
         }
-        let n = batch.len();
         add(&self.counters.cross_received, n as u64);
-        for env in batch.drain(..) {
-            env.run(self);
-        }
         n
+    }
+
+    /// Whether anything is waiting: inbound envelopes, ready runnables,
+    /// outbound envelopes, or the end of the shard.
+    pub(crate) fn has_work(&self) -> bool {
+        self.inbound_ready() || !self.ready.is_empty() || self.dirty.get() || self.finished()
     }
 
     fn inbound_ready(&self) -> bool {
@@ -385,38 +425,38 @@ impl Shard {
         if self.stopping.replace(true) {
             return;
         }
-        let keys = self.procs.borrow().keys();
-        for (slot, generation) in keys {
-            let pid = Pid::from_parts(self.id, slot, generation);
+        for pid in self.procs.pids(self.id) {
             let _ = self.signal(pid, Signal::Terminate(ExitReason::Shutdown));
         }
-        self.wake_pump();
+        self.wake_scheduler();
     }
 
     /// Kills every process still alive (shutdown grace period expired).
     pub(crate) fn kill_all(&self) {
-        let keys = self.procs.borrow().keys();
-        for (slot, generation) in keys {
-            let _ = self.signal(Pid::from_parts(self.id, slot, generation), Signal::Kill);
+        for pid in self.procs.pids(self.id) {
+            let _ = self.kill(pid);
         }
     }
 
     /// Polls the inbound rings for a short while before the shard goes to
-    /// sleep, yielding to the shard's other tasks between polls. A sleeping
-    /// shard costs its senders an eventfd write and itself a trip through
-    /// the kernel (tens of µs on a VM), so a request/response exchange
-    /// stays much faster when the peer's answer arrives within the spin.
-    /// Returns whether work arrived.
-    async fn spin_for_work(&self) -> bool {
+    /// sleep. A sleeping shard costs its senders an eventfd write and itself
+    /// a trip through the kernel (tens of µs on a VM), so a request/response
+    /// exchange stays much faster when the peer's answer arrives within the
+    /// spin. Only other threads can make work appear meanwhile (nothing else
+    /// runs on this one), so only the inbound sources are polled. Returns
+    /// whether work arrived.
+    pub(crate) fn spin_for_work(&self) -> bool {
         let spin = self.shared.config.spin_before_park;
         if spin.is_zero() {
             return false;
         }
         let deadline = std::time::Instant::now() + spin;
         loop {
-            futures_lite::future::yield_now().await;
-            if self.inbound_ready() || self.dirty.get() || self.finished() {
-                return true;
+            for _ in 0..64 {
+                if self.inbound_ready() {
+                    return true;
+                }
+                std::hint::spin_loop();
             }
             if std::time::Instant::now() >= deadline {
                 return false;
@@ -424,44 +464,27 @@ impl Shard {
         }
     }
 
-    fn finished(&self) -> bool {
-        self.stopping.get() && self.procs.borrow().len() == 0
+    pub(crate) fn finished(&self) -> bool {
+        self.stopping.get() && self.procs.len() == 0
     }
 
     /// Runs `fut` as a task of this shard that shutdown will cancel if it
     /// is still running then.
     pub(crate) fn run_task(&self, fut: impl Future<Output = ()> + 'static) {
-        let done = Rc::new(Cell::new(false));
-        let flag = done.clone();
-        let task = glommio::spawn_local(async move {
-            fut.await;
-            flag.set(true);
-        });
-        let mut tasks = self.tasks.borrow_mut();
-        let finished: Vec<_> = {
-            let (finished, running) = std::mem::take(&mut *tasks)
-                .into_iter()
-                .partition(|(_, done)| done.get());
-            *tasks = running;
-            finished
-        };
-        tasks.push((task, done));
-        drop(tasks);
-        drop(finished); // dropping a completed task's handle cancels nothing
+        let _ = self.spawn_task(fut);
     }
 
     /// Run on the shard's thread after its executor panicked (with
     /// `CURRENT` cleared, so replies dropped here travel through injectors
     /// like an outside thread's): nothing of this shard will run again.
+    /// Its tasks and process allocations are leaked (see below).
     ///
     /// Closes the inbound rings, so that other shards' sends fail from now
     /// on, and drops what was waiting in them; hands outbound envelopes on
     /// (the ring's by publishing, the overflow's through the destination's
     /// injector); empties the process table, dropping queued requests and
     /// exit waiters. So every asker and waiter gets an error instead of
-    /// waiting forever. The process states stay with their tasks, and no
-    /// glommio waker is dropped here: releasing a task's last waker
-    /// reschedules the task, which panics outside the executor's `run`.
+    /// waiting forever.
     pub(crate) fn abandon(&self) {
         self.stopping.set(true);
         let inboxes = std::mem::take(&mut *self.inboxes.borrow_mut());
@@ -481,21 +504,22 @@ impl Shard {
                 self.shared.inject(ShardId(to as u16), env);
             }
         }
-        let keys = self.procs.borrow().keys();
-        for (slot, generation) in keys {
-            let entry = self.procs.borrow_mut().remove(slot, generation);
-            if let Some(entry) = entry {
-                let lost = entry.cell.discard() as u64;
-                add(&self.counters.dead_letters, lost);
-                drop(entry); // its waiters learn that no exit reason is coming
-            }
+        self.ready.clear();
+        for pid in self.procs.pids(self.id) {
+            let Some(h) = self.procs.remove(pid.slot(), pid.generation()) else {
+                continue;
+            };
+            // SAFETY: the table held it, so it is a live process of this
+            // shard; nothing runs it any more. Its allocation (and state)
+            // is leaked on purpose: the executor died mid-run, so its
+            // futures may be in any state, and dropping them could run user
+            // code against a shard that no longer exists.
+            let lost = unsafe { (h.as_ref().vtable.discard)(h) } as u64;
+            add(&self.counters.dead_letters, lost);
+            // SAFETY: as above.
+            let extras = unsafe { h.as_ref() }.extras.borrow_mut().take();
+            drop(extras); // its waiters learn that no exit reason is coming
         }
-    }
-
-    /// Cancels the tasks started by `run_task` that are still running.
-    pub(crate) fn cancel_tasks(&self) {
-        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
-        drop(tasks);
     }
 
     /// Shutdown, with a deadline: processes still alive after the grace
@@ -509,7 +533,7 @@ impl Shard {
         let grace = self.shared.config.shutdown_grace;
         self.run_task(async move {
             glommio::timer::sleep(grace).await;
-            if shard.procs.borrow().len() > 0 {
+            if shard.procs.len() > 0 {
                 tracing::warn!(
                     shard = shard.id.0,
                     "shutdown grace expired; killing stragglers"
@@ -527,73 +551,52 @@ fn to_drop_later(queue: &mut VecDeque<Envelope>) {
     glommio::spawn_local(async move { drop(doomed) }).detach();
 }
 
-/// The pump: the one task per shard that moves envelopes between rings and
-/// mailboxes. Returns when the shard has stopped and has no process left.
-pub(crate) async fn pump(shard: Rc<Shard>) {
-    let mut batch = Vec::with_capacity(256);
-    let doorbell = &shard.shared.shards[shard.id.index()].doorbell;
-    // Publish this task's waker before the first `prepare_sleep`, so that a
-    // sender that sees the shard asleep always has somebody to wake.
-    std::future::poll_fn(|cx| {
-        *shard.pump_waker.borrow_mut() = Some(cx.waker().clone());
-        doorbell.notifier().set(cx.waker());
-        Poll::Ready(())
-    })
-    .await;
-    let mut park = Park {
-        shard: &shard,
-        polled: false,
-    };
-    loop {
-        let ran = shard.drain_inbound(&mut batch);
-        let pending = shard.flush_outbound();
-        if shard.finished() {
-            break;
-        }
-        if ran > 0 || pending {
-            futures_lite::future::yield_now().await;
-            continue;
-        }
-        if shard.spin_for_work().await {
-            continue;
-        }
-        doorbell.prepare_sleep();
-        if shard.inbound_ready() {
-            doorbell.cancel_sleep();
-            continue;
-        }
-        (&mut park).await;
-        park.polled = false;
-        doorbell.cancel_sleep();
+impl Shard {
+    /// Publishes the scheduler task's waker, so that a sender that sees the
+    /// shard asleep always has somebody to wake.
+    pub(crate) async fn publish_scheduler_waker(&self) {
+        let doorbell = &self.shared.shards[self.id.index()].doorbell;
+        std::future::poll_fn(|cx| {
+            *self.scheduler_waker.borrow_mut() = Some(cx.waker().clone());
+            doorbell.notifier().set(cx.waker());
+            Poll::Ready(())
+        })
+        .await;
     }
-    // A last flush so that replies and exit notices reach other shards.
-    shard.flush_outbound();
+
+    /// Parks the scheduler until a local or remote wake.
+    pub(crate) fn park(&self) -> Park<'_> {
+        Park {
+            shard: self,
+            polled: false,
+        }
+    }
 }
 
-/// Parks the pump until a local or remote wake.
-struct Park<'a> {
-    shard: &'a Rc<Shard>,
+/// Parks the scheduler until a local or remote wake.
+pub(crate) struct Park<'a> {
+    shard: &'a Shard,
     polled: bool,
 }
 
-impl Future for &mut Park<'_> {
+impl Future for Park<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.polled {
-            self.shard.pump_parked.set(false);
+            self.shard.scheduler_parked.set(false);
             return Poll::Ready(());
         }
         self.polled = true;
-        // The pump is one task for its whole life, so the waker stored at
-        // its start is still the right one.
+        // The scheduler is one task for its whole life, so the waker stored
+        // at its start is still the right one.
         debug_assert!(self
             .shard
-            .pump_waker
+            .scheduler_waker
             .borrow()
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker())));
-        self.shard.pump_parked.set(true);
+        self.shard.scheduler_parked.set(true);
         Poll::Pending
     }
 }

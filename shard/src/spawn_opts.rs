@@ -10,9 +10,8 @@
 //! # Rules
 //!
 //! 1. The factory and `init` run on the target shard; the link is made
-//!    there right after `init` returns, before the process's task is polled
-//!    for the first time (glommio polls a new task inside `spawn_local`,
-//!    so this happens inside `Shard::spawn_then`). Nothing of the new
+//!    there right after `init` returns, in the same synchronous step, before
+//!    the scheduler runs the process for the first time. Nothing of the new
 //!    process runs between its `init` and the link, so every exit it makes
 //!    is seen by the partner.
 //! 2. The link is an ordinary link (`Shard::link` from the new process):
@@ -79,12 +78,12 @@ impl Shard {
             Ok(None) => return Ok(None),
             Err(panic) => return Err(Error::Init(ExitReason::Panicked(panic_message(&*panic)))),
         };
-        let addr = self.spawn_then(state, |pid| {
-            if let Some(partner) = opts.link {
-                // Rule 1: `init` has returned; the task has not run yet.
-                self.link(pid, partner);
-            }
-        })?;
+        let addr = self.spawn(state)?;
+        if let Some(partner) = opts.link {
+            // Rule 1: `init` has returned; the process runs only when the
+            // scheduler takes its first message, after this returns.
+            self.link(addr.pid(), partner);
+        }
         Ok(Some(addr))
     }
 }

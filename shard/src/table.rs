@@ -1,28 +1,38 @@
-//! The process table's entries and the shard-side half of a process's
-//! life: delivery, signals, waiters, and the exit fan-out.
+//! The process table: slots with generations, each owning one process
+//! allocation (see `proc.rs`), and the control block every process
+//! allocation starts with ([`Header`]).
 //!
 //! # Rules
 //!
-//! 1. An entry is inserted by `spawn` and removed only by [`Shard::exit`],
-//!    which the process's own task calls after its terminate hook ran and
-//!    its state was dropped (or by `spawn` itself when `init` fails).
-//! 2. Removal bumps the slot's generation *before* anybody is told: the
-//!    order is waiters, monitors, links, names. So whoever learns of an exit
-//!    can only reach the slot's next occupant with a new pid.
-//! 3. Everything in an entry is plain data (pids, references, reply
-//!    handles) except the process cell, which only this thread touches.
+//! 1. A slot owns at most one process allocation. The allocation is created
+//!    by `spawn`, inserted here, and removed and freed only by the process's
+//!    own run on this thread (`proc.rs`, the exit path), after its terminate
+//!    hook ran and its state was dropped; or leaked by `Shard::abandon`
+//!    when the shard's executor died.
+//! 2. Removal bumps the slot's generation *before* anybody is told of the
+//!    exit, so whoever learns of an exit can only reach the slot's next
+//!    occupant with a new pid. A slot whose generation would wrap is
+//!    retired for good.
+//! 3. Only the shard's thread touches the table. Each method does one short
+//!    access and calls no user code, so no access can overlap another (this
+//!    is what makes the `UnsafeCell` below sound without a borrow flag).
+//! 4. A [`Header`] is reachable from the table, from the shard's ready
+//!    queue while it is queued, and from a borrowed waker while its process
+//!    is being polled. Other threads never see a pointer to it: they name a
+//!    process by its `Pid` and route through rings.
 
+use crate::block_cache::CachedBox;
 use crate::exit::ExitReason;
 use crate::link::{Down, MonitorRef};
 use crate::pid::Pid;
 use crate::reply::ReplyTo;
-use crate::shard::Shard;
-use crate::stats::add;
-use corelet_mailbox::{Mailbox, Next};
-use std::any::Any;
-use std::rc::Rc;
+use crate::timer::Timers;
+use std::any::TypeId;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::ptr::NonNull;
 
-/// System signals, delivered ahead of user messages.
+/// System signals, delivered ahead of user messages. (A kill is not queued:
+/// it is the [`flags::KILL`] bit, which overtakes everything.)
 #[derive(Debug)]
 pub(crate) enum Signal {
     /// Stop after the current message, dropping queued ones; run the
@@ -30,211 +40,361 @@ pub(crate) enum Signal {
     Terminate(ExitReason),
     /// Handle the messages queued so far, then stop with `Shutdown`.
     /// Senders build it as `Shutdown(None)`; on arrival the owner stamps it
-    /// with the mailbox's message count (`ProcCell::signal`), so that the
-    /// messages queued *before the request* are handled and later ones are
-    /// not, however long the process takes to get to the signal.
-    Shutdown(Option<u64>),
-    /// Stop at once, even mid-handler; skip the terminate hook.
-    Kill,
+    /// with the number of items queued in the process's lane at that
+    /// moment, so that exactly the messages queued *before the request* are
+    /// handled, however long the process takes to get to the signal.
+    Shutdown(Option<usize>),
 }
 
-/// What travels in a process's message lane, in order.
-pub(crate) enum Item<M> {
-    /// A user message.
-    User(M),
+/// Things that travel in a process's message lane, in order with its
+/// messages, other than the messages themselves. Boxed so that a lane slot
+/// is as small as the process's message type.
+pub(crate) enum System {
     /// A linked process exited and this process traps exits.
-    Exit { from: Pid, reason: ExitReason },
+    Exit(Pid, ExitReason),
     /// A monitored process exited.
     Down(Down),
 }
 
-/// What the process's task and the table share: the mailbox and the
-/// process's tracing span. Two `Rc`s, one thread.
-pub(crate) struct ProcCell<M> {
-    pub(crate) mailbox: Mailbox<Item<M>, Signal>,
-    pub(crate) span: tracing::Span,
+/// One item of a process's message lane.
+pub(crate) enum Item<M> {
+    /// A user message.
+    User(M),
+    /// A trapped exit or a `Down`.
+    System(Box<System>),
 }
 
-/// The table's type-erased view of a [`ProcCell`].
-pub(crate) trait AnyCell {
-    fn as_any(&self) -> &dyn Any;
-    fn signal(&self, signal: Signal) -> Result<(), Signal>;
-    fn push_exit(&self, from: Pid, reason: ExitReason) -> bool;
-    fn push_down(&self, down: Down) -> bool;
-    fn span(&self) -> &tracing::Span;
-    /// Drops everything queued, returning how many user messages that was.
-    /// Leaves the registered waker alone (see `Shard::abandon`).
-    fn discard(&self) -> usize;
+/// Bits of [`Header::flags`].
+pub(crate) mod flags {
+    /// A kill is pending: stop at once, even mid-handler.
+    pub(crate) const KILL: u8 = 1;
+    /// The mailbox's signal queue is not empty.
+    pub(crate) const SIGNALED: u8 = 1 << 1;
+    /// `Context::stop` was called (reason in `Extras::stop`, else `Normal`).
+    pub(crate) const STOP: u8 = 1 << 2;
+    /// Woken while running: poll again instead of suspending.
+    pub(crate) const NOTIFIED: u8 = 1 << 3;
+    /// Exit signals from links arrive as messages.
+    pub(crate) const TRAP_EXITS: u8 = 1 << 4;
+    /// A `Shutdown` is counting down `Extras::shutdown_after`.
+    pub(crate) const DRAINING: u8 = 1 << 5;
+    /// This header belongs to a task (a `block_on` future), not a process.
+    pub(crate) const TASK: u8 = 1 << 6;
+    /// `Extras::span` holds a tracing span to enter while running.
+    pub(crate) const SPAN: u8 = 1 << 7;
 }
 
-impl<M: 'static> AnyCell for ProcCell<M> {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn signal(&self, signal: Signal) -> Result<(), Signal> {
-        let signal = match signal {
-            Signal::Shutdown(None) => Signal::Shutdown(Some(self.mailbox.pushed())),
-            other => other,
-        };
-        self.mailbox.push_signal(signal)
-    }
-    fn push_exit(&self, from: Pid, reason: ExitReason) -> bool {
-        self.mailbox.push(Item::Exit { from, reason }).is_ok()
-    }
-    fn push_down(&self, down: Down) -> bool {
-        self.mailbox.push(Item::Down(down)).is_ok()
-    }
-    fn span(&self) -> &tracing::Span {
-        &self.span
-    }
-    fn discard(&self) -> usize {
-        let mut messages = 0;
-        while let Some(next) = self.mailbox.try_next() {
-            if matches!(next, Next::Message(Item::User(_))) {
-                messages += 1;
-            }
-            drop(next); // no borrow held: may run a reply handle's drop
+/// Where a runnable is in the shard's scheduling (see `sched.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Run {
+    /// Nothing to do; not in the ready queue.
+    Idle,
+    /// In the ready queue.
+    Queued,
+    /// Being run by the scheduler right now.
+    Running,
+    /// Its future is pending, waiting for a wake-up; not in the ready queue.
+    Suspended,
+}
+
+/// What a process's or task's `run` reports to the scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Budget spent with work left: put it back at the end of the queue.
+    Requeue,
+    /// Idle or suspended: it will be queued again by a message or a wake.
+    Parked,
+    /// It exited and its allocation is freed: forget the pointer.
+    Exited,
+}
+
+/// See [`VTable::recover`].
+pub(crate) type Recover = unsafe fn(
+    NonNull<Header>,
+    &std::rc::Rc<crate::shard::Shard>,
+    Box<dyn std::any::Any + Send>,
+) -> Outcome;
+
+/// The type-specific operations of a process or task allocation.
+pub(crate) struct VTable {
+    /// `TypeId` of the process's message type (of `()` for tasks): a
+    /// delivery checks it before it touches the typed mailbox.
+    pub(crate) msg_type: TypeId,
+    /// Runs up to a budget of work; see `proc::run`. A panic unwinds out
+    /// of it to the scheduler, which hands it to `recover`.
+    pub(crate) run: unsafe fn(NonNull<Header>, &std::rc::Rc<crate::shard::Shard>) -> Outcome,
+    /// Cleans up after a panic escaped `run` (a hook panicked).
+    pub(crate) recover: Recover,
+    /// Queues a signal in the typed mailbox.
+    pub(crate) signal: unsafe fn(NonNull<Header>, Signal),
+    /// Queues a trapped exit or a `Down` in the typed mailbox.
+    pub(crate) system: unsafe fn(NonNull<Header>, Box<System>),
+    /// Empties the mailbox (dropping its contents) and returns how many user
+    /// messages it held. Used by `Shard::abandon` only.
+    pub(crate) discard: unsafe fn(NonNull<Header>) -> usize,
+    /// Frees a task's allocation, dropping its future (tasks only).
+    pub(crate) cancel: unsafe fn(NonNull<Header>),
+}
+
+/// The control block at the start of every process (and task) allocation.
+/// `repr(C)` so that a pointer to the allocation is a pointer to its header.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) vtable: &'static VTable,
+    /// The process's pid; for a task, its key in the shard's task table.
+    pub(crate) pid: Pid,
+    pub(crate) run: Cell<Run>,
+    pub(crate) flags: Cell<u8>,
+    /// Which hook future, if any, is alive in the allocation (`proc::Fut`).
+    pub(crate) fut: Cell<u8>,
+    /// Next in the ready queue (meaningful only while `Queued`).
+    pub(crate) next: Cell<Option<NonNull<Header>>>,
+    /// Everything most processes never use, allocated on first use.
+    pub(crate) extras: RefCell<Option<CachedBox<Extras>>>,
+}
+
+impl Header {
+    pub(crate) fn new(vtable: &'static VTable, pid: Pid, flags: u8) -> Self {
+        Self {
+            vtable,
+            pid,
+            run: Cell::new(Run::Idle),
+            flags: Cell::new(flags),
+            fut: Cell::new(0),
+            next: Cell::new(None),
+            extras: RefCell::new(None),
         }
-        messages
+    }
+
+    #[inline]
+    pub(crate) fn has(&self, bit: u8) -> bool {
+        self.flags.get() & bit != 0
+    }
+
+    #[inline]
+    pub(crate) fn set(&self, bit: u8) {
+        self.flags.set(self.flags.get() | bit);
+    }
+
+    #[inline]
+    pub(crate) fn clear(&self, bit: u8) {
+        self.flags.set(self.flags.get() & !bit);
+    }
+
+    /// Runs `f` on the extras, allocating them first if needed.
+    pub(crate) fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
+        let mut extras = self.extras.borrow_mut();
+        f(extras.get_or_insert_with(|| CachedBox::new(Extras::default())))
+    }
+
+    /// Runs `f` on the extras if they exist.
+    pub(crate) fn extras_mut<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> Option<R> {
+        self.extras.borrow_mut().as_deref_mut().map(f)
     }
 }
 
-/// A process's control block in the table. Kept small (an idle process
-/// costs its entry plus its task): the rarely used lists live behind one
-/// optional box.
-pub(crate) struct Entry {
-    pub(crate) cell: Rc<dyn AnyCell>,
-    pub(crate) trap_exits: bool,
-    pub(crate) extras: Option<Box<Extras>>,
-}
-
-/// Who to tell when the process exits, and what it holds.
+/// The rarely used parts of a process: exit hooks, context lists, the
+/// cached waker, the tracing span.
 #[derive(Default)]
 pub(crate) struct Extras {
+    /// Told the exit reason when the process exits: the first one here
+    /// (most processes have at most one), the others in `waiters`.
+    pub(crate) waiter: Option<ReplyTo<Option<ExitReason>>>,
     pub(crate) waiters: Vec<ReplyTo<Option<ExitReason>>>,
     pub(crate) links: Vec<Pid>,
     /// Monitors *of* this process (watchers to send `Down` to).
     pub(crate) monitors: Vec<MonitorRef>,
     pub(crate) names: Vec<String>,
+    /// This process's own monitors that have not delivered their `Down`
+    /// and were not demonitored (the watcher side, `Context::monitor`).
+    pub(crate) watching: Vec<MonitorRef>,
+    pub(crate) next_monitor: u64,
+    pub(crate) timers: Timers,
+    /// Owned tasks and streams (`owned.rs`), dropped with the timers.
+    pub(crate) owned: crate::owned::Owned,
+    /// The reason given to `Context::stop_with`, if not `Normal`.
+    pub(crate) stop: Option<ExitReason>,
+    /// Lane items still to handle before a `Shutdown` takes effect.
+    pub(crate) shutdown_after: usize,
+    /// An owned, thread-safe waker for this runnable (see `waker.rs`),
+    /// made on the first clone of its borrowed waker and reused.
+    pub(crate) waker: Option<std::task::Waker>,
+    pub(crate) span: Option<tracing::Span>,
 }
 
-impl Entry {
-    pub(crate) fn new(cell: Rc<dyn AnyCell>) -> Self {
+/// One slot of the table.
+struct Slot {
+    generation: u32,
+    /// Next free slot (`NONE` if last); meaningful while `proc` is `None`.
+    next_free: u32,
+    proc: Option<NonNull<Header>>,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// The table of a shard's processes: slot and generation to allocation.
+pub(crate) struct ProcTable {
+    slots: UnsafeCell<Vec<Slot>>,
+    free: Cell<u32>,
+    live: Cell<usize>,
+}
+
+impl ProcTable {
+    pub(crate) fn new() -> Self {
         Self {
-            cell,
-            trap_exits: false,
-            extras: None,
+            slots: UnsafeCell::new(Vec::new()),
+            free: Cell::new(NONE),
+            live: Cell::new(0),
         }
     }
 
-    pub(crate) fn extras(&mut self) -> &mut Extras {
-        self.extras.get_or_insert_with(Default::default)
+    /// Number of live processes.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.live.get()
+    }
+
+    /// The allocation `(slot, generation)` names, if it is alive.
+    #[inline]
+    pub(crate) fn get(&self, slot: u32, generation: u32) -> Option<NonNull<Header>> {
+        // SAFETY: rule 3: a short shared access on the owning thread; no
+        // `&mut` to the vector exists while this one does (every method
+        // ends its access before returning and calls out to nothing).
+        let slots = unsafe { &*self.slots.get() };
+        let s = slots.get(slot as usize)?;
+        if s.generation == generation {
+            s.proc
+        } else {
+            None
+        }
+    }
+
+    /// The key the next [`ProcTable::insert`] will use.
+    pub(crate) fn next_key(&self) -> (u32, u32) {
+        // SAFETY: as in `get`.
+        let slots = unsafe { &*self.slots.get() };
+        match self.free.get() {
+            NONE => (slots.len() as u32, 0),
+            free => (free, slots[free as usize].generation),
+        }
+    }
+
+    /// Stores `proc` in the slot [`ProcTable::next_key`] named.
+    pub(crate) fn insert(&self, proc: NonNull<Header>) -> (u32, u32) {
+        // SAFETY: rule 3: the only access alive during this call.
+        let slots = unsafe { &mut *self.slots.get() };
+        self.live.set(self.live.get() + 1);
+        match self.free.get() {
+            NONE => {
+                let slot = u32::try_from(slots.len()).expect("more than 2^32 process slots");
+                assert!(slot != NONE, "process table full");
+                slots.push(Slot {
+                    generation: 0,
+                    next_free: NONE,
+                    proc: Some(proc),
+                });
+                (slot, 0)
+            }
+            free => {
+                let s = &mut slots[free as usize];
+                self.free.set(s.next_free);
+                s.proc = Some(proc);
+                (free, s.generation)
+            }
+        }
+    }
+
+    /// Empties the slot if `(slot, generation)` still names it, bumping its
+    /// generation (rule 2), and returns what it held.
+    pub(crate) fn remove(&self, slot: u32, generation: u32) -> Option<NonNull<Header>> {
+        // SAFETY: rule 3: the only access alive during this call.
+        let slots = unsafe { &mut *self.slots.get() };
+        let s = slots.get_mut(slot as usize)?;
+        if s.generation != generation || s.proc.is_none() {
+            return None;
+        }
+        let proc = s.proc.take();
+        s.generation = generation.wrapping_add(1);
+        if s.generation != u32::MAX {
+            s.next_free = self.free.get();
+            self.free.set(slot);
+        }
+        // else: retired, never handed out again (no generation reuse).
+        self.live.set(self.live.get() - 1);
+        proc
+    }
+
+    /// Pids of every live process.
+    pub(crate) fn pids(&self, shard: crate::pid::ShardId) -> Vec<Pid> {
+        // SAFETY: as in `get`.
+        let slots = unsafe { &*self.slots.get() };
+        slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.proc.is_some())
+            .map(|(i, s)| Pid::from_parts(shard, i as u32, s.generation))
+            .collect()
+    }
+
+    #[cfg(test)]
+    fn force_generation(&self, slot: u32, generation: u32) {
+        // SAFETY: test only; the only access alive.
+        unsafe { (&mut *self.slots.get())[slot as usize].generation = generation };
     }
 }
 
-impl Shard {
-    /// Delivers a user message to a process of this shard.
-    #[inline]
-    pub(crate) fn deliver<M: 'static>(&self, pid: Pid, msg: M) -> Result<(), crate::SendError<M>> {
-        let procs = self.procs.borrow();
-        let Some(entry) = procs.get(pid.slot(), pid.generation()) else {
-            drop(procs);
-            self.count_dead_letter();
-            return Err(crate::SendError::NoProcess(msg));
-        };
-        let Some(cell) = entry.cell.as_any().downcast_ref::<ProcCell<M>>() else {
-            drop(procs);
-            self.count_dead_letter();
-            return Err(crate::SendError::WrongType(msg));
-        };
-        // `push` only wakes a glommio task (it runs no user code), so the
-        // table borrow may be held across it.
-        match cell.mailbox.push(Item::User(msg)) {
-            Ok(()) => Ok(()),
-            Err(Item::User(msg)) => {
-                drop(procs);
-                self.count_dead_letter();
-                Err(crate::SendError::NoProcess(msg))
-            }
-            Err(_) => unreachable!("push hands back what it was given"),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake(n: usize) -> NonNull<Header> {
+        NonNull::new(n as *mut Header).unwrap()
     }
 
-    /// Sends a signal to a process of this shard.
-    pub(crate) fn signal(&self, pid: Pid, signal: Signal) -> Result<(), Signal> {
-        let procs = self.procs.borrow();
-        match procs.get(pid.slot(), pid.generation()) {
-            Some(entry) => entry.cell.signal(signal),
-            None => Err(signal),
-        }
+    #[test]
+    fn stale_key_is_rejected_after_reuse() {
+        let t = ProcTable::new();
+        let (slot, g0) = t.insert(fake(8));
+        assert_eq!(t.remove(slot, g0), Some(fake(8)));
+        assert_eq!(t.next_key(), (slot, g0 + 1));
+        let (slot2, g1) = t.insert(fake(16));
+        assert_eq!(slot2, slot, "the freed slot is reused");
+        assert_ne!(g1, g0);
+        assert_eq!(
+            t.get(slot, g0),
+            None,
+            "a stale key never reaches the new occupant"
+        );
+        assert_eq!(t.remove(slot, g0), None);
+        assert_eq!(t.get(slot, g1), Some(fake(16)));
+        assert_eq!(t.len(), 1);
     }
 
-    /// Registers `waiter` to learn `pid`'s exit reason, or answers at once
-    /// with `None` (no such process) if `pid` is not alive here.
-    pub(crate) fn add_waiter(&self, pid: Pid, waiter: ReplyTo<Option<ExitReason>>) {
-        let rejected = {
-            let mut procs = self.procs.borrow_mut();
-            match procs.get_mut(pid.slot(), pid.generation()) {
-                Some(entry) => {
-                    entry.extras().waiters.push(waiter);
-                    None
-                }
-                None => Some(waiter),
-            }
-        };
-        if let Some(waiter) = rejected {
-            waiter.send(None);
-        }
+    #[test]
+    fn slot_is_retired_instead_of_wrapping() {
+        let t = ProcTable::new();
+        let (slot, _) = t.insert(fake(8));
+        t.force_generation(slot, u32::MAX - 1);
+        assert_eq!(t.remove(slot, u32::MAX - 1), Some(fake(8)));
+        let (next, generation) = t.insert(fake(16));
+        assert_ne!(next, slot, "a retired slot is never handed out again");
+        assert_eq!(generation, 0);
+        assert_eq!(t.get(slot, u32::MAX), None);
+        assert_eq!(t.len(), 1);
     }
 
-    /// The last step of a process's life, run by its own task: close the
-    /// mailbox, free the slot (bumping its generation), then tell waiters,
-    /// monitors, links and the registry, in that order.
-    pub(crate) fn exit<M: 'static>(&self, pid: Pid, cell: &ProcCell<M>, reason: ExitReason) {
-        let leftovers = cell.mailbox.close();
-        let entry = self.procs.borrow_mut().remove(pid.slot(), pid.generation());
-        let entry = entry.expect("a process's slot is freed only by its own task");
-        self.counters.count_exit(&reason);
-        let dead = leftovers
-            .messages
+    #[test]
+    fn pids_list_only_live_entries() {
+        let t = ProcTable::new();
+        let shard = crate::pid::ShardId(3);
+        let keys: Vec<_> = (1..=5).map(|i| t.insert(fake(8 * i))).collect();
+        t.remove(keys[2].0, keys[2].1);
+        let live = t.pids(shard);
+        let expected: Vec<_> = keys
             .iter()
-            .filter(|item| matches!(item, Item::User(_)))
-            .count();
-        add(&self.counters.dead_letters, dead as u64);
-        tracing::debug!(parent: &cell.span, %pid, %reason, "process exited");
-        // Dropped here, outside every borrow: undelivered requests tell
-        // their askers that no reply is coming.
-        drop(leftovers);
-        if let Some(extras) = entry.extras {
-            self.fan_out_exit(pid, &reason, *extras);
-        }
-        if self.is_stopping() && self.procs.borrow().len() == 0 {
-            self.wake_pump();
-        }
-    }
-
-    fn fan_out_exit(&self, pid: Pid, reason: &ExitReason, extras: Extras) {
-        let Extras {
-            waiters,
-            links,
-            monitors,
-            names,
-        } = extras;
-        for waiter in waiters {
-            waiter.send(Some(reason.clone()));
-        }
-        for monitor in monitors {
-            self.send_down(Down {
-                monitor,
-                pid,
-                reason: reason.clone(),
-            });
-        }
-        for linked in links {
-            self.send_link_exit(linked, pid, reason.clone());
-        }
-        for name in names {
-            self.release_name(name, pid);
-        }
+            .filter(|k| **k != keys[2])
+            .map(|&(s, g)| Pid::from_parts(shard, s, g))
+            .collect();
+        assert_eq!(live, expected);
     }
 }

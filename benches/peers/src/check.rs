@@ -70,6 +70,25 @@ impl Timed {
     }
 }
 
+/// Hooks run where a workload's timed part starts and ends. The
+/// instruction counter (`--instructions`) opens callgrind's count there;
+/// everywhere else they do nothing ([`Window::NONE`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    /// Run just after the timer starts.
+    pub open: fn(),
+    /// Run just before the timer stops.
+    pub close: fn(),
+}
+
+impl Window {
+    /// No hooks.
+    pub const NONE: Window = Window {
+        open: || {},
+        close: || {},
+    };
+}
+
 /// A small xorshift generator, so every runtime draws the same
 /// neighbours in Savina Big without a dependency.
 #[derive(Clone, Debug)]

@@ -125,15 +125,37 @@ pub fn run(job: &ChildJob, limits: Limits) -> std::result::Result<f64, ChildFail
     let exe = std::env::current_exe()
         .ctx("current_exe")
         .map_err(ChildFailure::Failed)?;
-    let mut child = Command::new(exe)
-        .arg("--child")
-        .args(job.to_args())
+    let mut cmd = Command::new(exe);
+    cmd.arg("--child").args(job.to_args());
+    let what = format!("{} {}", job.kind, job.workload);
+    let out = run_command(cmd, limits, &what)?;
+    parse_result(&out).map_err(ChildFailure::Failed)
+}
+
+/// Runs `cmd` (stdin closed, stderr inherited) under `limits` and returns
+/// its standard output; `what` names it in errors.
+pub fn run_command(
+    mut cmd: Command,
+    limits: Limits,
+    what: &str,
+) -> std::result::Result<String, ChildFailure> {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .ctx("starting a child process")
         .map_err(ChildFailure::Failed)?;
+    // Read stdout on a thread, so that a chatty child never blocks on a
+    // full pipe while we wait for it.
+    let mut stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_string(&mut out);
+        }
+        out
+    });
     let started = Instant::now();
     let mut peak = 0;
     let status = loop {
@@ -160,15 +182,11 @@ pub fn run(job: &ChildJob, limits: Limits) -> std::result::Result<f64, ChildFail
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        let _ = stdout.read_to_string(&mut out);
-    }
+    let out = reader.join().unwrap_or_default();
     if !status.success() {
         return Err(match status.code() {
             Some(code) => ChildFailure::Failed(BenchError(format!(
-                "{} {} in a child process failed (exit {code})",
-                job.kind, job.workload
+                "{what} in a child process failed (exit {code})"
             ))),
             None => ChildFailure::Limit(format!(
                 "killed by a signal after {:.0} s at {:.1} GiB (out of memory?)",
@@ -177,7 +195,7 @@ pub fn run(job: &ChildJob, limits: Limits) -> std::result::Result<f64, ChildFail
             )),
         });
     }
-    parse_result(&out).map_err(ChildFailure::Failed)
+    Ok(out)
 }
 
 /// The line a child prints on success.

@@ -4,7 +4,7 @@
 use crate::check::{BenchError, Result};
 use crate::child::{self, ChildFailure, ChildJob, Limits};
 use crate::workload::{Kind, Sizes, Workload};
-use crate::{on_actix, on_corelet, on_kameo, on_ractor};
+use crate::{on_actix, on_corelet, on_glommio, on_go, on_kameo, on_ractor, on_stakker};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,12 @@ pub enum Session {
     Ractor(on_ractor::Session),
     /// kameo: a two-worker tokio runtime.
     Kameo(on_kameo::Session),
+    /// raw glommio: two executor threads.
+    Glommio(on_glommio::Session),
+    /// stakker: one `Stakker` on this thread.
+    Stakker(Box<on_stakker::Session>),
+    /// Go: the built program, one process per workload.
+    Go(on_go::Session),
 }
 
 impl Session {
@@ -29,6 +35,9 @@ impl Session {
             Kind::Actix => Session::Actix(on_actix::Session::new()?),
             Kind::Ractor => Session::Ractor(on_ractor::Session::new()?),
             Kind::Kameo => Session::Kameo(on_kameo::Session::new()?),
+            Kind::Glommio => Session::Glommio(on_glommio::Session::new()?),
+            Kind::Stakker => Session::Stakker(Box::new(on_stakker::Session::new()?)),
+            Kind::Go => Session::Go(on_go::Session::new()?),
         })
     }
 
@@ -40,8 +49,25 @@ impl Session {
             Session::Actix(s) => s.run(workload, sizes),
             Session::Ractor(s) => s.run(workload, sizes),
             Session::Kameo(s) => s.run(workload, sizes),
+            Session::Glommio(s) => s.run(workload, sizes),
+            Session::Stakker(s) => s.run(workload, sizes),
+            Session::Go(s) => s.run(workload, sizes),
         }
     }
+}
+
+/// Whether `kind` can run on this machine; if not, why (Go needs `go`).
+pub fn available(kind: Kind) -> std::result::Result<(), String> {
+    match kind {
+        Kind::Go => on_go::binary().map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `kind` runs every workload in a fresh process of its own
+/// already (the Go peer), so the fresh-process workloads need no child.
+fn own_process(kind: Kind) -> bool {
+    kind == Kind::Go
 }
 
 /// What to run and how.
@@ -88,6 +114,8 @@ pub struct Results {
     pub samples: BTreeMap<(Workload, Kind), Vec<f64>>,
     /// Per (workload, runtime) left out: why.
     pub skipped: BTreeMap<(Workload, Kind), String>,
+    /// Runtimes left out of the whole run (not installed): why.
+    pub absent: BTreeMap<Kind, String>,
     /// Wall time of the whole run.
     pub wall: Duration,
 }
@@ -111,6 +139,13 @@ impl Results {
         let corelet = self.median(workload, Kind::Corelet)?;
         let (_, best) = self.best_peer(workload)?;
         Some(corelet / best)
+    }
+
+    /// corelet's median over raw glommio's (lower is better; at most 1
+    /// means the actor runtime costs nothing over hand-written tasks).
+    pub fn glommio_ratio(&self, workload: Workload) -> Option<f64> {
+        let corelet = self.median(workload, Kind::Corelet)?;
+        Some(corelet / self.median(workload, Kind::Glommio)?)
     }
 }
 
@@ -151,9 +186,19 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Results> {
     let warm = sizes.warm_up();
     let limits = Limits::new(opts.child_time);
     let mut results = Results::default();
+    let mut kinds = Vec::new();
+    for &kind in &opts.kinds {
+        match available(kind) {
+            Ok(()) => kinds.push(kind),
+            Err(why) => {
+                progress(&format!("{kind} left out: {why}"));
+                results.absent.insert(kind, why);
+            }
+        }
+    }
     let started = Instant::now();
     for round in 0..=opts.rounds {
-        for kind in order(&opts.kinds, round) {
+        for kind in order(&kinds, round) {
             let label = if round == 0 {
                 "warm-up".to_owned()
             } else {
@@ -161,7 +206,8 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Results> {
             };
             progress(&format!("{label}: {kind}"));
             let session = Session::new(kind, opts.pin)?;
-            for &w in opts.workloads.iter().filter(|w| !w.in_child()) {
+            let in_session = |w: &&Workload| !w.in_child() || own_process(kind);
+            for &w in opts.workloads.iter().filter(in_session) {
                 let value = session
                     .run(w, if round == 0 { &warm } else { &sizes })
                     .map_err(|e| BenchError(format!("{kind} {w}: {e}")))?;
@@ -170,11 +216,11 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Results> {
                 }
             }
             drop(session);
-            if round == 0 {
+            if round == 0 || own_process(kind) {
                 continue;
             }
             for &w in opts.workloads.iter().filter(|w| w.in_child()) {
-                if results.skipped.contains_key(&(w, kind)) {
+                if results.skipped.contains_key(&(w, kind)) || !kind.runs(w) {
                     continue;
                 }
                 let job = ChildJob {
@@ -308,7 +354,8 @@ pub fn scaling(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Sca
 mod tests {
     use super::*;
 
-    /// Every workload, every runtime, tiny sizes: the checks run and pass.
+    /// Every workload, every runtime, tiny sizes: the checks run and pass;
+    /// a workload the runtime cannot express answers `None`.
     fn run_all(kind: Kind) {
         let sizes = Sizes::tiny();
         let session = Session::new(kind, false).unwrap();
@@ -316,6 +363,10 @@ mod tests {
             let v = session
                 .run(w, &sizes)
                 .unwrap_or_else(|e| panic!("{kind} {w}: {e}"));
+            if !kind.runs(w) {
+                assert_eq!(v, None, "{kind} {w}");
+                continue;
+            }
             let v = v.unwrap_or_else(|| panic!("{kind} {w}: not expressed"));
             assert!(v.is_finite(), "{kind} {w}: {v}");
         }
@@ -327,8 +378,8 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(&[]), None);
         let kinds = Kind::ALL;
-        assert_eq!(order(&kinds, 1)[0], Kind::Actix);
-        assert_eq!(order(&kinds, 4), kinds.to_vec());
+        assert_eq!(order(&kinds, 1)[0], Kind::Glommio);
+        assert_eq!(order(&kinds, 7), kinds.to_vec());
     }
 
     #[test]
@@ -381,5 +432,40 @@ mod tests {
     #[test]
     fn kameo_workloads_check_out() {
         run_all(Kind::Kameo);
+    }
+
+    #[test]
+    fn glommio_workloads_check_out() {
+        run_all(Kind::Glommio);
+    }
+
+    /// The only test of this binary that makes a `Stakker` (stakker's
+    /// default features allow one at a time per process).
+    #[test]
+    fn stakker_workloads_check_out() {
+        run_all(Kind::Stakker);
+    }
+
+    #[test]
+    fn go_workloads_check_out_when_go_is_installed() {
+        if !on_go::installed() {
+            eprintln!("go not installed: the Go peer is not checked");
+            return;
+        }
+        run_all(Kind::Go);
+    }
+
+    #[test]
+    fn glommio_ratio_is_corelet_over_glommio() {
+        let mut r = Results::default();
+        r.samples
+            .insert((Workload::LocalTell, Kind::Corelet), vec![30.0]);
+        r.samples
+            .insert((Workload::LocalTell, Kind::Glommio), vec![20.0]);
+        r.samples
+            .insert((Workload::LocalTell, Kind::Go), vec![25.0]);
+        assert_eq!(r.glommio_ratio(Workload::LocalTell), Some(1.5));
+        assert_eq!(r.best_peer(Workload::LocalTell), Some((Kind::Go, 25.0)));
+        assert_eq!(r.glommio_ratio(Workload::Big), None);
     }
 }

@@ -4,10 +4,12 @@
 //! cargo run --release -p corelet-peers -- [--quick] [--json] [--pin]
 //! cargo run --release -p corelet-peers -- --scaling [--quick]
 //! cargo run --release -p corelet-peers -- --report [--quick]   # writes docs/benchmarks.md
+//! cargo run --release -p corelet-peers -- --instructions [--json] # callgrind, needs valgrind
 //! ```
 
 use corelet_peers::child::{self, ChildJob};
 use corelet_peers::harness::{self, Options};
+use corelet_peers::instructions;
 use corelet_peers::report::{self, RunInfo};
 use corelet_peers::{table, BenchError, Kind, Result, Workload};
 use std::path::PathBuf;
@@ -15,23 +17,29 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 const USAGE: &str = "\
-corelet-peers: corelet side by side with actix 0.13, ractor 0.16 and kameo 0.22
+corelet-peers: corelet side by side with raw glommio 0.9, stakker 0.2, actix 0.13,
+ractor 0.16, kameo 0.22 and Go (when `go` is installed)
 
 usage: corelet-peers [--quick] [--json] [--pin] [--rounds N] [--sizes S]
                      [--only WORKLOAD,...] [--runtimes NAME,...]
        corelet-peers --scaling [--quick] [--json] [--pin]
        corelet-peers --report [--quick] [--pin] [--docs DIR]
+       corelet-peers --instructions [--json] [--sizes tiny] [--only PATH,...]
+                     [--runtimes corelet,glommio,stakker]
 
-  --quick      smaller workloads and 3 rounds instead of 5 (under two minutes)
+  --quick      smaller workloads and 3 rounds instead of 5 (about two minutes)
   --json       one JSON object per workload (per shard count with --scaling)
   --pin        pin corelet's shards to cores (default: unpinned)
   --scaling    corelet alone on 1, 2, 4 and 8 shards: cross-shard tell, skynet
+  --instructions  instructions per operation of local_tell, local_ask,
+               spawn_msg_exit, cross_tell and cross_ask, counted under valgrind's
+               callgrind at two sizes (deterministic, unlike wall time)
   --report     the comparison and the scaling run, then write DIR/benchmarks.md,
                benchmarks.svg, scaling.svg and benchmarks.json (DIR: docs/)
   --rounds N   measured rounds per runtime
   --sizes S    size profile: full, quick or tiny (tiny: a smoke test, seconds)
   --only       workloads to run (names as in the JSON output)
-  --runtimes   runtimes to run (corelet,actix,ractor,kameo)
+  --runtimes   runtimes to run (corelet,glommio,stakker,actix,ractor,kameo,go)
 
 A wrong answer in any workload aborts with exit status 1.";
 
@@ -41,6 +49,7 @@ struct Cli {
     json: bool,
     scaling: bool,
     report: bool,
+    instructions: bool,
     docs: PathBuf,
     args: Vec<String>,
 }
@@ -52,6 +61,7 @@ fn parse(args: Vec<String>) -> Result<Cli> {
         json: false,
         scaling: false,
         report: false,
+        instructions: false,
         docs: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs")),
         args: args.clone(),
     };
@@ -67,6 +77,7 @@ fn parse(args: Vec<String>) -> Result<Cli> {
             "--pin" => cli.opts.pin = true,
             "--scaling" => cli.scaling = true,
             "--report" => cli.report = true,
+            "--instructions" => cli.instructions = true,
             "--docs" => cli.docs = PathBuf::from(value(&mut it, "--docs")?),
             "--sizes" => {
                 let profile = value(&mut it, "--sizes")?;
@@ -108,6 +119,15 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("--child") {
         return child_main(&args[1..]);
     }
+    if args.first().map(String::as_str) == Some("--instructions-child") {
+        return match instructions::child::Job::from_args(&args[1..]).and_then(|j| j.run_here()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("corelet-peers instructions child: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
@@ -142,6 +162,9 @@ fn run(cli: &Cli) -> Result<()> {
         eprintln!("[{:6.1} s] {msg}", started.elapsed().as_secs_f64());
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cli.instructions {
+        return run_instructions(cli, &mut progress);
+    }
     if cli.scaling && !cli.report {
         let points = harness::scaling(&cli.opts, &mut progress)?;
         if cli.json {
@@ -171,5 +194,34 @@ fn run(cli: &Cli) -> Result<()> {
         }
     }
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `--instructions`: the callgrind counts, as a table or JSON lines.
+fn run_instructions(cli: &Cli, progress: &mut dyn FnMut(&str)) -> Result<()> {
+    let opts = instructions::Options {
+        kinds: cli
+            .opts
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| instructions::KINDS.contains(k))
+            .collect(),
+        paths: cli.opts.workloads.clone(),
+        tiny: cli.opts.profile == "tiny",
+    };
+    if opts.kinds.is_empty() {
+        return Err(BenchError(
+            "--instructions counts corelet, glommio and stakker only".into(),
+        ));
+    }
+    let counts = instructions::run(&opts, progress)?;
+    if cli.json {
+        for line in instructions::json_lines(&counts) {
+            println!("{line}");
+        }
+    } else {
+        print!("{}", instructions::text(&counts));
+    }
     Ok(())
 }

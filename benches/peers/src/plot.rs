@@ -15,6 +15,9 @@ fn colour(kind: Kind) -> RGBColor {
         Kind::Actix => RGBColor(31, 119, 180),
         Kind::Ractor => RGBColor(44, 160, 44),
         Kind::Kameo => RGBColor(255, 127, 14),
+        Kind::Glommio => RGBColor(140, 86, 75),
+        Kind::Stakker => RGBColor(127, 127, 127),
+        Kind::Go => RGBColor(23, 190, 207),
     }
 }
 
@@ -54,7 +57,7 @@ pub fn comparison(path: &Path, results: &Results) -> Result<()> {
         // Row 0 is drawn at the top.
         labels.get(n - 1 - i as usize).cloned().unwrap_or_default()
     };
-    let root = SVGBackend::new(path, (1000, 110 + 46 * n as u32)).into_drawing_area();
+    let root = SVGBackend::new(path, (1000, 110 + 70 * n as u32)).into_drawing_area();
     root.fill(&WHITE).ctx("plot")?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -75,15 +78,21 @@ pub fn comparison(path: &Path, results: &Results) -> Result<()> {
         .label_style(("sans-serif", 14))
         .draw()
         .ctx("plot")?;
-    for (j, kind) in Kind::ALL.into_iter().enumerate() {
+    // Runtimes with any result, each a bar in every workload's band.
+    let kinds: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| rows.iter().any(|(w, _)| results.median(*w, *k).is_some()))
+        .collect();
+    let step = 0.84 / kinds.len().max(1) as f64;
+    for (j, kind) in kinds.into_iter().enumerate() {
         let bars: Vec<_> = rows
             .iter()
             .enumerate()
             .filter_map(|(i, (w, c))| {
                 let v = results.median(*w, kind)?;
-                let y = (n - 1 - i) as f64 + 0.3 - 0.2 * j as f64;
+                let y = (n - 1 - i) as f64 + 0.42 - step * (j as f64 + 0.5);
                 Some(Rectangle::new(
-                    [(lo, y - 0.09), (v / c, y + 0.09)],
+                    [(lo, y - step * 0.4), (v / c, y + step * 0.4)],
                     colour(kind).filled(),
                 ))
             })
@@ -91,7 +100,7 @@ pub fn comparison(path: &Path, results: &Results) -> Result<()> {
         chart
             .draw_series(bars)
             .ctx("plot")?
-            .label(kind.name())
+            .label(kind.title())
             .legend(move |(x, y)| {
                 Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour(kind).filled())
             });

@@ -1,81 +1,17 @@
 //! The results page, `docs/benchmarks.md`: the machine, the commit, the
-//! commands, the tables, the targets of DESIGN.md, the plots.
+//! commands, the tables, the goals (see [`crate::goals`]), the plots.
 
 use crate::check::{Ctx, Result};
+use crate::goals::{side_by_side_markdown, targets_markdown, why_missed};
 use crate::harness::{Options, Results, ScalePoint};
 use crate::plot;
 use crate::table::{self, human};
-use crate::workload::{Kind, Sizes, Workload};
+use crate::workload::Sizes;
 use serde_json::json;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// A performance target of DESIGN.md: an upper bound in the workload's
-/// unit (throughput targets are turned into time per message).
-#[derive(Clone, Copy, Debug)]
-pub struct Target {
-    /// The workload measured against it.
-    pub workload: Workload,
-    /// The target as DESIGN.md words it.
-    pub goal: &'static str,
-    /// The bound, in the workload's unit.
-    pub limit: f64,
-    /// What DESIGN.md quotes for the peers or other systems.
-    pub design_says: &'static str,
-}
-
-/// The targets of DESIGN.md's performance table and the paragraph below it.
-pub const TARGETS: [Target; 7] = [
-    Target {
-        workload: Workload::LocalAsk,
-        goal: "≤ 60 ns",
-        limit: 60.0,
-        design_says: "actix 447 ns, ractor 701 ns, kameo 760 ns",
-    },
-    Target {
-        workload: Workload::LocalTell,
-        goal: "≤ 10 ns",
-        limit: 10.0,
-        design_says: "actix 90 ns, ractor 281 ns, kameo 287 ns",
-    },
-    Target {
-        workload: Workload::SpawnExit,
-        goal: "≤ 150 ns",
-        limit: 150.0,
-        design_says: "actix 1.8 µs, ractor 2.5 µs, kameo 3.2 µs",
-    },
-    Target {
-        workload: Workload::IdleMemory,
-        goal: "≤ 256 B",
-        limit: 256.0,
-        design_says: "actix 851 B, ractor 7.9 KB, kameo 7.0 KB",
-    },
-    Target {
-        workload: Workload::CrossTell,
-        goal: "≥ 60 M msg/s per pair",
-        limit: 1e3 / 60.0,
-        design_says: "raw SPSC ring 140 M/s; glommio shared_channel 20 M/s",
-    },
-    Target {
-        workload: Workload::CrossAsk,
-        goal: "≤ 300 ns",
-        limit: 300.0,
-        design_says: "a cache line round trip ≈ 64 ns",
-    },
-    Target {
-        workload: Workload::Skynet,
-        goal: "≤ 150 ms on two shards",
-        limit: 150e6,
-        design_says: "Go ≈ 200 ms, Erlang 0.7–1.1 s, Akka 1.7–2.7 s (4-core desktop)",
-    },
-];
-
-/// Marks the lines of "Why targets are missed" still to be written; a
-/// line without it is the engineer's and survives regeneration.
-const TO_FILL: &str = "_(why: to be filled in)_";
-
 /// Where and how the results were taken.
 #[derive(Clone, Debug)]
 pub struct RunInfo {
@@ -105,6 +41,8 @@ pub struct RunInfo {
     /// ns per blocking round trip between two plain threads (see
     /// [`thread_round_trip_ns`]).
     pub wake_ns: f64,
+    /// `go version`, if Go is installed.
+    pub go: Option<String>,
 }
 
 /// ns per round trip of a value between two threads over blocking std
@@ -221,88 +159,10 @@ impl RunInfo {
             elapsed,
             load: (load_at_start, load_average()),
             wake_ns: thread_round_trip_ns(10_000),
+            go: command_output("go", &["version"]),
         }
     }
 }
-
-/// A target row's measured cell: throughput for cross-shard tell.
-fn measured_cell(t: &Target, v: f64) -> String {
-    match t.workload {
-        Workload::CrossTell => format!("{:.1} M msg/s ({})", 1e3 / v, human(v, t.workload.unit())),
-        _ => human(v, t.workload.unit()),
-    }
-}
-
-/// The targets table: corelet's median against each DESIGN.md target.
-pub fn targets_markdown(results: &Results) -> String {
-    let mut out = String::from(
-        "| target (DESIGN.md) | goal | corelet measured | measured ÷ goal | met? | best peer here | DESIGN.md quotes |\n\
-         |---|---|---:|---:|---|---|---|\n",
-    );
-    for t in &TARGETS {
-        let Some(v) = results.median(t.workload, Kind::Corelet) else {
-            continue;
-        };
-        let ratio = v / t.limit;
-        let best = results
-            .best_peer(t.workload)
-            .map_or("—".to_owned(), |(k, b)| {
-                format!("{k} {}", measured_cell(t, b))
-            });
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {ratio:.2} | {} | {best} | {} |",
-            t.workload.title(),
-            t.goal,
-            measured_cell(t, v),
-            if ratio <= 1.0 { "met" } else { "**missed**" },
-            t.design_says,
-        );
-    }
-    out.push_str(
-        "\n\"measured ÷ goal\" compares time (or bytes) per unit, so above 1 is missed; \
-         for cross-shard tell the goal of 60 M msg/s is 16.7 ns per message.\n",
-    );
-    out
-}
-
-/// The lines of "Why targets are missed": one per missed target, keeping
-/// any line the engineer has already written in `previous` (the old page).
-pub fn why_missed(results: &Results, previous: &str) -> String {
-    let mut out = String::new();
-    for t in &TARGETS {
-        let Some(v) = results.median(t.workload, Kind::Corelet) else {
-            continue;
-        };
-        if v <= t.limit {
-            continue;
-        }
-        let key = format!("- **{}**", t.workload.title());
-        let kept = previous
-            .lines()
-            .find(|l| l.starts_with(&key) && !l.contains(TO_FILL));
-        match kept {
-            Some(line) => {
-                out.push_str(line);
-                out.push('\n');
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "{key}: measured {} against {} ({:.1}× the goal). {TO_FILL}",
-                    measured_cell(t, v),
-                    t.goal,
-                    v / t.limit
-                );
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push_str("Every target was met in this run.\n");
-    }
-    out
-}
-
 /// The scaling table in Markdown.
 pub fn scaling_markdown(points: &[ScalePoint], cores: usize) -> String {
     let mut out = format!(
@@ -397,6 +257,55 @@ fn sizes_markdown(s: &Sizes) -> String {
     )
 }
 
+/// How the peers added for issue 7 are written, and what favours or
+/// handicaps each.
+const NEW_PEERS: &str = "\
+Raw glommio 0.9 (what a thread-per-core user writes instead of an actor runtime): a \
+process is a `spawn_local` task reading an unbounded `local_channel`; an address is the \
+channel's sender (in an `Rc` where shared); an ask is a request carrying a \
+`tokio::sync::oneshot` sender (glommio has no oneshot); tasks are wired together when they \
+start (Big sends peer indexes, not addresses). It runs on two executor threads of its own, \
+the local workloads on the first; across them one `shared_channel` of 1,024 slots per \
+direction, replies on their own channel. Its executors are pinned to CPUs 0 and 1 and \
+spin 50 µs before parking (glommio spins only for pinned executors; corelet's shards spin \
+as long but are unpinned here): this favours glommio slightly on cross-thread asks. \
+Skynet: the root's ten subtrees are split five and five between the executors (corelet \
+spreads its top two levels), every node a task with a channel for its children's sums. \
+stakker 0.2 (default features, one `Stakker` on the harness's thread, driven by \
+`Stakker::run` until its queue is empty): there are no mailboxes, a call is a closure in \
+one queue, so local tell queues every call before running them; an ask answers through a \
+`Ret` (a boxed callback) into the asker's method; spawn + msg + exit waits for the actor's \
+stop notification. Cross-thread workloads do not apply (n/a) and skynet runs on one \
+thread where the others have two. Go (goroutines and channels, `benches/go/`, built with \
+the `go` on PATH and skipped with a note when there is none): one fresh process per \
+workload (build and start-up not timed), `GOMAXPROCS=1` for the single-thread workloads \
+and 2 for the cross-thread ones and skynet; a mailbox is a buffered channel of 1,024 \
+(Go has no unbounded channel, so a fast sender blocks where the actor peers' do not); an \
+ask sends a fresh reply channel of capacity 1; idle memory includes each goroutine's \
+stack.";
+
+/// The "Instructions per operation" section: how to get the numbers.
+const INSTRUCTIONS_SECTION: &str = "
+## Instructions per operation
+
+Wall time on this shared VM moves by tens of percent from run to run; instruction counts \
+do not. `cargo run --release -p corelet-peers -- --instructions` (needs valgrind; \
+`--json` for one object per line; `CORELET_PEERS_CALLGRIND_DIR=DIR` keeps callgrind's \
+files for `callgrind_annotate`) runs each core path — local tell, local ask round trip, \
+spawn + message + exit, cross-shard tell, cross-shard ask — in a child process under \
+`valgrind --tool=callgrind` at two sizes and prints instructions per operation = \
+(Ir(large) − Ir(small)) / (large − small), counting only the timed part of the \
+workload, so start-up and every other fixed cost cancels. The same-shard paths are exact \
+(two runs print the same numbers within a couple of instructions) and are counted for \
+raw glommio and stakker too. The cross-shard paths keep both shards awake with a task \
+that hands the CPU over on every pass (a glommio executor that sleeps hangs valgrind), \
+so they include that task and the idle shard's polling per pass: an upper bound, within \
+about 3 % from run to run; raw glommio's cross-executor paths are not counted (its idle \
+polling loop cannot be told apart from work). `benches/peers/src/instructions/mod.rs` \
+explains each choice. Issue 7's ceilings for corelet: tell 60, ask round trip 250, \
+spawn + message + exit 600 instructions.
+";
+
 /// The whole page.
 pub fn markdown(
     info: &RunInfo,
@@ -409,7 +318,7 @@ pub fn markdown(
     let mut page = String::new();
     let _ = write!(
         page,
-        "# corelet benchmarks: side by side with actix, ractor and kameo\n\n\
+        "# corelet benchmarks: side by side with raw glommio, stakker, actix, ractor, kameo and Go\n\n\
          Generated by `corelet-peers` (`benches/peers/`); regenerate with the command \
          below. Everything but the lines of \"Why targets are missed\" is overwritten.\n\n\
          ## Where and how\n\n\
@@ -419,11 +328,12 @@ pub fn markdown(
          - **Thread wake-up:** a blocking round trip between two plain threads (std \
          channels) takes {wake:.1} µs here: about what a cross-thread ask costs when both \
          sides park in the kernel as soon as they are idle\n\
-         - **Toolchain:** {rustc}\n\
+         - **Toolchain:** {rustc}; {go}\n\
          - **Commit:** `{commit}`, {date}\n\
          - **This page:** `{command}` ({secs:.0} s)\n\
          - **Other commands:** `cargo run --release -p corelet-peers -- --quick` (table), \
-         `-- --json` (one JSON object per workload), `-- --scaling` (corelet on 1–8 shards); \
+         `-- --json` (one JSON object per workload), `-- --scaling` (corelet on 1–8 shards), \
+         `-- --instructions` (instructions per operation under callgrind, below); \
          `cargo bench` (criterion: corelet's core paths, the Savina workloads and skynet)\n\n\
          Method: one warm-up round at a tenth of the sizes, then {rounds} rounds; in each \
          round every runtime in turn builds its runtime once and runs every workload, the \
@@ -448,12 +358,15 @@ pub fn markdown(
          worker that woke it (so a ractor or kameo ask need not cross threads at all), \
          actix's arbiters sleep at once; compare cross-thread asks with the thread wake-up \
          above.\n\n\
+         {peers}\n\n\
          Sizes ({profile}): {sizes}\n\n",
+        peers = NEW_PEERS,
         cpu = info.cpu,
         cores = info.cores,
         memory = info.memory,
         kernel = info.kernel,
         rustc = info.rustc,
+        go = info.go.as_deref().unwrap_or("Go not installed (left out)"),
         load0 = info.load.0,
         wake = info.wake_ns / 1e3,
         load1 = info.load.1,
@@ -466,7 +379,12 @@ pub fn markdown(
         pin = if o.pin { "pinned" } else { "unpinned" },
         profile = o.profile,
     );
-    page.push_str("## Results\n\nMedians; ratio = corelet / best peer, lower is better.\n\n");
+    page.push_str(
+        "## Results\n\nMedians. \"corelet / best\" is corelet over the best of actix, ractor, \
+         kameo and Go; \"corelet / raw glommio\" is corelet over hand-written glommio tasks \
+         and channels; lower is better for both. n/a: the runtime cannot express the \
+         workload.\n\n",
+    );
     page.push_str(&table::markdown(results));
     let notes = table::notes(results);
     if !notes.is_empty() {
@@ -478,6 +396,9 @@ pub fn markdown(
     page.push_str("\n![corelet against each peer, per workload](benchmarks.svg)\n\n");
     page.push_str("## Against the targets of DESIGN.md\n\n");
     page.push_str(&targets_markdown(results));
+    page.push_str("\n## Side-by-side goals (issue 7)\n\n");
+    page.push_str(&side_by_side_markdown(results));
+    page.push_str(INSTRUCTIONS_SECTION);
     page.push_str("\n## Scaling (corelet alone)\n\n");
     page.push_str(
         "Cross-shard tell two ways: disjoint one-way pairs (shard 2i sends to a counter on \
@@ -516,10 +437,10 @@ pub fn write(
     std::fs::write(&md, markdown(info, results, points, &previous)).ctx("writing benchmarks.md")?;
     Ok(vec![md, svg, scaling_svg, jsonl])
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::{Kind, Workload};
 
     fn results() -> Results {
         let mut r = Results::default();
@@ -539,26 +460,6 @@ mod tests {
         assert_eq!(civil_date(0), (1970, 1, 1));
         assert_eq!(civil_date(19_723), (2024, 1, 1));
         assert_eq!(civil_date(20_513), (2026, 3, 1));
-    }
-
-    #[test]
-    fn targets_met_and_missed() {
-        let t = targets_markdown(&results());
-        assert!(t.contains("| local ask | ≤ 60 ns | 120.0 ns | 2.00 | **missed**"));
-        assert!(t.contains("| local tell | ≤ 10 ns | 8.0 ns | 0.80 | met"));
-        assert!(t.contains("20.0 M msg/s"));
-    }
-
-    #[test]
-    fn why_missed_keeps_written_lines() {
-        let fresh = why_missed(&results(), "");
-        assert!(fresh.contains("- **local ask**: measured 120.0 ns against ≤ 60 ns"));
-        assert!(fresh.contains(TO_FILL));
-        assert!(!fresh.contains("local tell"));
-        let old = "- **local ask**: boxing the reply costs 40 ns.\n";
-        let kept = why_missed(&results(), old);
-        assert!(kept.contains("boxing the reply"));
-        assert!(kept.contains("- **cross-shard tell**: measured 20.0 M msg/s"));
     }
 
     #[test]

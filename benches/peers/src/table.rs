@@ -16,11 +16,15 @@ pub fn human(value: f64, unit: Unit) -> String {
     }
 }
 
-/// One runtime's cell: the median, or why it is missing.
+/// One runtime's cell: the median, or why it is missing (`n/a`: the
+/// runtime cannot express the workload; `skipped`: it hit a limit;
+/// `absent`: not installed; `—`: not run).
 fn cell(results: &Results, w: Workload, k: Kind) -> String {
     match (results.median(w, k), results.skipped.get(&(w, k))) {
         (Some(v), _) => human(v, w.unit()),
         (None, Some(_)) => "skipped".to_owned(),
+        (None, None) if !k.runs(w) => "n/a".to_owned(),
+        (None, None) if results.absent.contains_key(&k) => "absent".to_owned(),
         (None, None) => "—".to_owned(),
     }
 }
@@ -37,43 +41,44 @@ fn measured(results: &Results) -> Vec<Workload> {
         .collect()
 }
 
-/// The ratio cell: corelet over the best peer.
-fn ratio_cell(results: &Results, w: Workload) -> String {
-    results
-        .ratio(w)
-        .map_or("—".to_owned(), |r| format!("{r:.3}"))
+/// A ratio cell, three decimals, or `—`.
+fn ratio_cell(r: Option<f64>) -> String {
+    r.map_or("—".to_owned(), |r| format!("{r:.3}"))
 }
 
-/// A plain-text table of medians, best peer and ratio, one row per
+/// A plain-text table of medians, best peer and ratios, one row per
 /// workload, followed by notes (derived throughput, runtimes left out).
 pub fn text(results: &Results) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<36} {:>11} {:>11} {:>11} {:>11}  {:<7} {:>8}",
-        "workload (median)", "corelet", "actix", "ractor", "kameo", "best", "ratio"
-    );
+    let _ = write!(out, "{:<36}", "workload (median)");
+    for k in Kind::ALL {
+        let _ = write!(out, " {:>11}", k.title());
+    }
+    let _ = writeln!(out, "  {:<7} {:>8} {:>10}", "best", "ratio", "vs glommio");
     for w in measured(results) {
         let best = results.best_peer(w).map_or("—", |(k, _)| k.name());
+        let _ = write!(out, "{:<36}", format!("{}, {}", w.title(), w.per()));
+        for k in Kind::ALL {
+            let _ = write!(out, " {:>11}", cell(results, w, k));
+        }
         let _ = writeln!(
             out,
-            "{:<36} {:>11} {:>11} {:>11} {:>11}  {:<7} {:>8}",
-            format!("{}, {}", w.title(), w.per()),
-            cell(results, w, Kind::Corelet),
-            cell(results, w, Kind::Actix),
-            cell(results, w, Kind::Ractor),
-            cell(results, w, Kind::Kameo),
+            "  {:<7} {:>8} {:>10}",
             best,
-            ratio_cell(results, w),
+            ratio_cell(results.ratio(w)),
+            ratio_cell(results.glommio_ratio(w)),
         );
     }
-    out.push_str("ratio = corelet / best peer (lower is better)\n");
+    out.push_str(
+        "ratio = corelet / best of actix, ractor, kameo and Go; \
+         vs glommio = corelet / raw glommio (lower is better for both)\n",
+    );
     out.push_str(&notes(results));
     out
 }
 
 /// Notes below the tables: derived cross-shard throughput and the
-/// runtimes left out of a workload.
+/// runtimes left out of a workload or of the whole run.
 pub fn notes(results: &Results) -> String {
     let mut out = String::new();
     if let Some(ns) = results.median(Workload::CrossTell, Kind::Corelet) {
@@ -82,10 +87,16 @@ pub fn notes(results: &Results) -> String {
             "cross-shard tell: corelet {:.1} M msg/s (2 shards, one pair)",
             1e3 / ns
         );
+        if let Some(v) = results.median(Workload::CrossTell, Kind::Glommio) {
+            let _ = write!(out, "; raw glommio {:.1} M msg/s", 1e3 / v);
+        }
         if let Some((k, v)) = results.best_peer(Workload::CrossTell) {
             let _ = write!(out, "; best peer {k} {:.1} M msg/s", 1e3 / v);
         }
         out.push('\n');
+    }
+    for (k, why) in &results.absent {
+        let _ = writeln!(out, "{k} left out of this run: {why}");
     }
     for ((w, k), why) in &results.skipped {
         let _ = writeln!(out, "{k} left out of {w}: {why}");
@@ -93,14 +104,15 @@ pub fn notes(results: &Results) -> String {
     out
 }
 
-/// One JSON object per workload: workload, unit, corelet, peers (those
-/// measured), best_peer, ratio.
+/// One JSON object per workload: workload, unit, corelet, peers (every
+/// other runtime measured, raw glommio and stakker included), best_peer
+/// and ratio (of actix, ractor, kameo and Go), glommio_ratio.
 pub fn json_lines(results: &Results) -> Vec<String> {
     measured(results)
         .into_iter()
         .map(|w| {
             let mut peers = Map::new();
-            for k in Kind::PEERS {
+            for k in Kind::ALL.into_iter().filter(|k| *k != Kind::Corelet) {
                 if let Some(v) = results.median(w, k) {
                     peers.insert(k.name().to_owned(), json!(v));
                 }
@@ -112,6 +124,7 @@ pub fn json_lines(results: &Results) -> Vec<String> {
                 "peers": Value::Object(peers),
                 "best_peer": results.best_peer(w).map(|(k, _)| k.name()),
                 "ratio": results.ratio(w),
+                "glommio_ratio": results.glommio_ratio(w),
             });
             line.to_string()
         })
@@ -120,23 +133,26 @@ pub fn json_lines(results: &Results) -> Vec<String> {
 
 /// The same table in Markdown.
 pub fn markdown(results: &Results) -> String {
-    let mut out = String::from(
-        "| workload | unit | corelet | actix | ractor | kameo | best peer | corelet / best |\n\
-         |---|---|---:|---:|---:|---:|---|---:|\n",
+    let mut out = String::from("| workload | unit |");
+    for k in Kind::ALL {
+        let _ = write!(out, " {} |", k.title());
+    }
+    out.push_str(
+        " best of actix, ractor, kameo, Go | corelet / best | corelet / raw glommio |\n|---|---|",
     );
+    out.push_str(&"---:|".repeat(Kind::ALL.len()));
+    out.push_str("---|---:|---:|\n");
     for w in measured(results) {
-        let best = results.best_peer(w).map_or("—", |(k, _)| k.name());
+        let best = results.best_peer(w).map_or("—", |(k, _)| k.title());
+        let _ = write!(out, "| {} | {} |", w.title(), w.per());
+        for k in Kind::ALL {
+            let _ = write!(out, " {} |", cell(results, w, k));
+        }
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            w.title(),
-            w.per(),
-            cell(results, w, Kind::Corelet),
-            cell(results, w, Kind::Actix),
-            cell(results, w, Kind::Ractor),
-            cell(results, w, Kind::Kameo),
-            best,
-            ratio_cell(results, w),
+            " {best} | {} | {} |",
+            ratio_cell(results.ratio(w)),
+            ratio_cell(results.glommio_ratio(w)),
         );
     }
     out
@@ -154,6 +170,9 @@ mod tests {
             .insert((Workload::LocalAsk, Kind::Actix), vec![400.0]);
         r.samples
             .insert((Workload::LocalAsk, Kind::Ractor), vec![700.0]);
+        r.samples
+            .insert((Workload::LocalAsk, Kind::Glommio), vec![100.0]);
+        r.absent.insert(Kind::Go, "`go` not found on PATH".into());
         r.skipped.insert(
             (Workload::Skynet, Kind::Ractor),
             "took more than 60 s".into(),
@@ -175,6 +194,8 @@ mod tests {
         assert!(v["peers"].get("kameo").is_none());
         assert_eq!(v["best_peer"], "actix");
         assert_eq!(v["ratio"], 0.125);
+        assert_eq!(v["glommio_ratio"], 0.5);
+        assert_eq!(v["peers"]["glommio"], 100.0);
         let skynet: Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(skynet["best_peer"], Value::Null);
         assert!(skynet["peers"].as_object().unwrap().is_empty());
@@ -185,6 +206,11 @@ mod tests {
         let t = text(&sample());
         assert!(t.contains("50.0 ns") && t.contains("200.0 ms"));
         assert!(t.contains("ractor left out of skynet: took more than 60 s"));
+        assert!(t.contains("go left out of this run: `go` not found on PATH"));
+        assert!(t.contains("absent"));
+        let md = markdown(&sample());
+        assert!(md.contains("| local ask | per ask | 50.0 ns | 100.0 ns | — |"));
+        assert!(md.contains("| 0.125 | 0.500 |"));
         assert_eq!(human(851.0, Unit::Bytes), "851 B");
         assert_eq!(human(12_345.0, Unit::Ns), "12.35 µs");
     }

@@ -7,33 +7,68 @@ use std::fmt;
 pub enum Kind {
     /// corelet: glommio shards, one thread each.
     Corelet,
+    /// Raw glommio 0.9: `spawn_local` tasks reading local channels,
+    /// `shared_channel` between two executor threads.
+    Glommio,
+    /// stakker 0.2: single-threaded actors (local workloads only).
+    Stakker,
     /// actix 0.13 on actix-rt (a `System`, plus `Arbiter` threads).
     Actix,
     /// ractor 0.16 on a two-worker tokio runtime.
     Ractor,
     /// kameo 0.22 on a two-worker tokio runtime.
     Kameo,
+    /// Go: goroutines and channels (`benches/go/`, run when `go` is
+    /// installed).
+    Go,
 }
 
 impl Kind {
     /// Every runtime, corelet first.
-    pub const ALL: [Kind; 4] = [Kind::Corelet, Kind::Actix, Kind::Ractor, Kind::Kameo];
-    /// The peers only.
-    pub const PEERS: [Kind; 3] = [Kind::Actix, Kind::Ractor, Kind::Kameo];
+    pub const ALL: [Kind; 7] = [
+        Kind::Corelet,
+        Kind::Glommio,
+        Kind::Stakker,
+        Kind::Actix,
+        Kind::Ractor,
+        Kind::Kameo,
+        Kind::Go,
+    ];
+    /// The general-purpose peers corelet's ratio is taken against (the
+    /// best of them per workload).
+    pub const PEERS: [Kind; 4] = [Kind::Actix, Kind::Ractor, Kind::Kameo, Kind::Go];
 
     /// Lower-case name, as used in JSON and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Corelet => "corelet",
+            Kind::Glommio => "glommio",
+            Kind::Stakker => "stakker",
             Kind::Actix => "actix",
             Kind::Ractor => "ractor",
             Kind::Kameo => "kameo",
+            Kind::Go => "go",
+        }
+    }
+
+    /// How tables and the page name it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Kind::Glommio => "raw glommio",
+            Kind::Go => "Go",
+            other => other.name(),
         }
     }
 
     /// Parses [`Kind::name`].
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Whether the runtime can express `workload` at all: stakker runs
+    /// on one thread, so the cross-thread workloads do not apply to it.
+    pub fn runs(self, workload: Workload) -> bool {
+        !(self == Kind::Stakker && matches!(workload, Workload::CrossTell | Workload::CrossAsk))
     }
 }
 
@@ -327,6 +362,30 @@ impl Sizes {
             big_pings: tenth(self.big_pings),
             skynet_leaves: tenth(self.skynet_leaves),
         }
+    }
+
+    /// The sizes as a JSON object keyed by field name (what the Go peer
+    /// reads).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "local_tell": self.local_tell,
+            "local_ask": self.local_ask,
+            "spawn_exit": self.spawn_exit,
+            "idle": self.idle,
+            "cross_tell": self.cross_tell,
+            "cross_ask": self.cross_ask,
+            "ping_pong": self.ping_pong,
+            "counting": self.counting,
+            "fj_workers": self.fj_workers,
+            "fj_messages": self.fj_messages,
+            "fj_create": self.fj_create,
+            "ring_actors": self.ring_actors,
+            "ring_hops": self.ring_hops,
+            "big_actors": self.big_actors,
+            "big_pings": self.big_pings,
+            "skynet_leaves": self.skynet_leaves,
+        })
+        .to_string()
     }
 
     /// Looks a profile up by name (`full`, `quick`, `tiny`).

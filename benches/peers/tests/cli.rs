@@ -1,5 +1,6 @@
 //! The binary end to end at tiny sizes: every runtime, every workload
-//! (the fresh-process ones through `--child`), JSON out.
+//! (the fresh-process ones through `--child`), JSON out; the instruction
+//! counter when valgrind is installed.
 
 use std::process::Command;
 
@@ -7,10 +8,122 @@ fn peers() -> Command {
     Command::new(env!("CARGO_BIN_EXE_corelet-peers"))
 }
 
+/// Runs `--sizes tiny --rounds 1 --json` on `runtimes` and returns the
+/// JSON lines (one per workload).
+fn tiny_json(runtimes: &str) -> Vec<serde_json::Value> {
+    let out = peers()
+        .args([
+            "--sizes",
+            "tiny",
+            "--rounds",
+            "1",
+            "--json",
+            "--runtimes",
+            runtimes,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The value `runtime` got on each workload: (workload, value or null).
+fn values<'a>(
+    lines: &'a [serde_json::Value],
+    runtime: &str,
+) -> Vec<(&'a str, &'a serde_json::Value)> {
+    lines
+        .iter()
+        .map(|v| {
+            let value = if runtime == "corelet" {
+                &v["corelet"]
+            } else {
+                &v["peers"][runtime]
+            };
+            (v["workload"].as_str().unwrap(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn raw_glommio_runs_every_workload() {
+    let lines = tiny_json("glommio");
+    assert_eq!(lines.len(), 13);
+    for (w, v) in values(&lines, "glommio") {
+        assert!(v.as_f64().is_some(), "glommio {w}: {v}");
+    }
+}
+
+#[test]
+fn stakker_runs_the_local_workloads_and_not_the_cross_thread_ones() {
+    let lines = tiny_json("stakker");
+    // Only workloads someone measured get a line.
+    assert_eq!(lines.len(), 11);
+    for (w, v) in values(&lines, "stakker") {
+        assert!(!w.starts_with("cross_"), "{w}");
+        assert!(v.as_f64().is_some(), "stakker {w}: {v}");
+    }
+}
+
+#[test]
+fn go_is_left_out_with_a_note_when_it_is_not_installed() {
+    let out = peers()
+        .args([
+            "--sizes",
+            "tiny",
+            "--rounds",
+            "1",
+            "--runtimes",
+            "go,stakker",
+        ])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("go left out of this run: `go` not found on PATH"),
+        "{table}"
+    );
+    assert!(table.contains("absent"), "{table}");
+    assert!(stderr.contains("go left out"), "{stderr}");
+}
+
+#[test]
+fn go_runs_every_workload_when_it_is_installed() {
+    let go_installed = std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !go_installed {
+        eprintln!("go not installed: the Go peer is not run");
+        return;
+    }
+    let lines = tiny_json("go");
+    assert_eq!(lines.len(), 13);
+    for (w, v) in values(&lines, "go") {
+        assert!(v.as_f64().is_some(), "go {w}: {v}");
+    }
+}
+
 #[test]
 fn tiny_run_prints_one_json_object_per_workload() {
     let out = peers()
-        .args(["--sizes", "tiny", "--rounds", "1", "--json"])
+        .args([
+            "--sizes",
+            "tiny",
+            "--rounds",
+            "1",
+            "--json",
+            "--runtimes",
+            "corelet,actix,ractor,kameo",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -47,6 +160,58 @@ fn child_reports_a_result_or_fails_with_status_2() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// Same-shard counts are exact: two runs agree, and corelet's local tell
+/// costs something. Skipped (with a note) without valgrind.
+#[test]
+fn instruction_counts_repeat_when_valgrind_is_installed() {
+    let has_valgrind = std::process::Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_valgrind {
+        eprintln!("valgrind not installed: --instructions is not checked");
+        return;
+    }
+    let count = || {
+        let out = peers()
+            .args([
+                "--instructions",
+                "--json",
+                "--sizes",
+                "tiny",
+                "--only",
+                "local_tell",
+                "--runtimes",
+                "corelet,stakker",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8(out.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(v["path"], "local_tell");
+        assert_eq!(v["ceiling"], 60.0);
+        (
+            v["per_op"]["corelet"].as_f64().unwrap(),
+            v["per_op"]["stakker"].as_f64().unwrap(),
+        )
+    };
+    let (first, second) = (count(), count());
+    assert!(first.0 > first.1 && first.1 > 0.0, "{first:?}");
+    assert!(
+        (first.0 - second.0).abs() < 5.0,
+        "{first:?} then {second:?}"
+    );
+    assert!(
+        (first.1 - second.1).abs() < 5.0,
+        "{first:?} then {second:?}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod savina;
 
 pub use savina::skynet;
 
-use crate::check::{check_eq, BenchError, Ctx, Result, Timed};
+use crate::check::{check_eq, BenchError, Ctx, Result, Timed, Window};
 use crate::rss;
 use crate::workload::{sum_below, Sizes, Workload};
 use corelet::{
@@ -213,56 +213,74 @@ impl Process for Once {
     }
 }
 
-fn local_tell(rt: &Runtime, n: u64) -> Result<Timed> {
-    on(rt, 0, move || async move {
-        let counter = corelet::spawn(Counter::default()).ctx("spawn")?;
-        let started = Instant::now();
-        for i in 0..n {
-            counter.tell(CounterMsg::Add(i)).ctx("tell")?;
-        }
-        let (count, sum) = counter.ask(CounterMsg::Get).await.ctx("ask")?;
-        let elapsed = started.elapsed();
-        stop_all([counter.pid()]).await?;
-        check_eq("local tell count", count, n)?;
-        check_eq("local tell sum", sum, sum_below(n))?;
-        Ok(Timed::new(elapsed, n))
-    })
+/// `n` tells to a counter on the same shard, then one ask for its totals.
+pub fn local_tell(rt: &Runtime, n: u64) -> Result<Timed> {
+    on(rt, 0, move || local_tell_here(n, Window::NONE))
 }
 
-fn local_ask(rt: &Runtime, n: u64) -> Result<Timed> {
-    on(rt, 0, move || async move {
-        let counter = corelet::spawn(Counter::default()).ctx("spawn")?;
-        let started = Instant::now();
-        let mut last = 0;
-        for _ in 0..n {
-            last = counter.ask(CounterMsg::Inc).await.ctx("ask")?;
-        }
-        let elapsed = started.elapsed();
-        stop_all([counter.pid()]).await?;
-        check_eq("local ask count", last, n)?;
-        Ok(Timed::new(elapsed, n))
-    })
+/// [`local_tell`] on the calling shard, with `window` around the timed part.
+pub async fn local_tell_here(n: u64, window: Window) -> Result<Timed> {
+    let counter = corelet::spawn(Counter::default()).ctx("spawn")?;
+    let started = Instant::now();
+    (window.open)();
+    for i in 0..n {
+        counter.tell(CounterMsg::Add(i)).ctx("tell")?;
+    }
+    let (count, sum) = counter.ask(CounterMsg::Get).await.ctx("ask")?;
+    (window.close)();
+    let elapsed = started.elapsed();
+    stop_all([counter.pid()]).await?;
+    check_eq("local tell count", count, n)?;
+    check_eq("local tell sum", sum, sum_below(n))?;
+    Ok(Timed::new(elapsed, n))
 }
 
-fn spawn_exit(rt: &Runtime, n: u64) -> Result<Timed> {
-    on(rt, 0, move || async move {
-        let total = Rc::new(Cell::new(0));
-        let started = Instant::now();
-        for i in 0..n {
-            let once = corelet::spawn(Once {
-                total: total.clone(),
-            })
-            .ctx("spawn")?;
-            once.tell(i).ctx("tell")?;
-            let reason = corelet::wait(once.pid()).await.ctx("wait")?;
-            if reason != ExitReason::Normal {
-                return Err(BenchError(format!("spawn+exit: exited with {reason}")));
-            }
+/// `n` asks, one at a time, to a counter on the same shard.
+pub fn local_ask(rt: &Runtime, n: u64) -> Result<Timed> {
+    on(rt, 0, move || local_ask_here(n, Window::NONE))
+}
+
+/// [`local_ask`] on the calling shard, with `window` around the timed part.
+pub async fn local_ask_here(n: u64, window: Window) -> Result<Timed> {
+    let counter = corelet::spawn(Counter::default()).ctx("spawn")?;
+    let started = Instant::now();
+    (window.open)();
+    let mut last = 0;
+    for _ in 0..n {
+        last = counter.ask(CounterMsg::Inc).await.ctx("ask")?;
+    }
+    (window.close)();
+    let elapsed = started.elapsed();
+    stop_all([counter.pid()]).await?;
+    check_eq("local ask count", last, n)?;
+    Ok(Timed::new(elapsed, n))
+}
+
+/// `n` times, one at a time: spawn, send one message, wait for the exit.
+pub fn spawn_exit(rt: &Runtime, n: u64) -> Result<Timed> {
+    on(rt, 0, move || spawn_exit_here(n, Window::NONE))
+}
+
+/// [`spawn_exit`] on the calling shard, with `window` around the timed part.
+pub async fn spawn_exit_here(n: u64, window: Window) -> Result<Timed> {
+    let total = Rc::new(Cell::new(0));
+    let started = Instant::now();
+    (window.open)();
+    for i in 0..n {
+        let once = corelet::spawn(Once {
+            total: total.clone(),
+        })
+        .ctx("spawn")?;
+        once.tell(i).ctx("tell")?;
+        let reason = corelet::wait(once.pid()).await.ctx("wait")?;
+        if reason != ExitReason::Normal {
+            return Err(BenchError(format!("spawn+exit: exited with {reason}")));
         }
-        let elapsed = started.elapsed();
-        check_eq("spawn+exit sum", total.get(), sum_below(n))?;
-        Ok(Timed::new(elapsed, n))
-    })
+    }
+    (window.close)();
+    let elapsed = started.elapsed();
+    check_eq("spawn+exit sum", total.get(), sum_below(n))?;
+    Ok(Timed::new(elapsed, n))
 }
 
 /// An idle process: counts itself as started, then waits for messages
@@ -315,39 +333,52 @@ fn idle_memory(rt: &Runtime, n: u64) -> Result<f64> {
     })
 }
 
-fn cross_tell(rt: &Runtime, n: u64) -> Result<Timed> {
-    on(rt, 0, move || async move {
-        let counter = corelet::spawn_on(ShardId(1), Counter::default)
-            .await
-            .ctx("spawn_on")?;
-        let sender = corelet::spawn(Sender {
-            to: counter,
-            wait_for_room: true,
-        })
-        .ctx("spawn")?;
-        let started = Instant::now();
-        run_sender(sender, n, "cross-shard tell").await?;
-        let elapsed = started.elapsed();
-        stop_all([sender.pid(), counter.pid()]).await?;
-        Ok(Timed::new(elapsed, n))
-    })
+/// A sender on shard 0 sends `n` messages to a counter on shard 1, then
+/// asks for its totals.
+pub fn cross_tell(rt: &Runtime, n: u64) -> Result<Timed> {
+    on(rt, 0, move || cross_tell_here(n, Window::NONE))
 }
 
-fn cross_ask(rt: &Runtime, n: u64) -> Result<Timed> {
-    on(rt, 0, move || async move {
-        let counter = corelet::spawn_on(ShardId(1), Counter::default)
-            .await
-            .ctx("spawn_on")?;
-        let started = Instant::now();
-        let mut last = 0;
-        for _ in 0..n {
-            last = counter.ask(CounterMsg::Inc).await.ctx("ask")?;
-        }
-        let elapsed = started.elapsed();
-        stop_all([counter.pid()]).await?;
-        check_eq("cross-shard ask count", last, n)?;
-        Ok(Timed::new(elapsed, n))
+/// [`cross_tell`] on the calling shard, with `window` around the timed part.
+pub async fn cross_tell_here(n: u64, window: Window) -> Result<Timed> {
+    let counter = corelet::spawn_on(ShardId(1), Counter::default)
+        .await
+        .ctx("spawn_on")?;
+    let sender = corelet::spawn(Sender {
+        to: counter,
+        wait_for_room: true,
     })
+    .ctx("spawn")?;
+    let started = Instant::now();
+    (window.open)();
+    run_sender(sender, n, "cross-shard tell").await?;
+    (window.close)();
+    let elapsed = started.elapsed();
+    stop_all([sender.pid(), counter.pid()]).await?;
+    Ok(Timed::new(elapsed, n))
+}
+
+/// `n` asks, one at a time, from shard 0 to a counter on shard 1.
+pub fn cross_ask(rt: &Runtime, n: u64) -> Result<Timed> {
+    on(rt, 0, move || cross_ask_here(n, Window::NONE))
+}
+
+/// [`cross_ask`] on the calling shard, with `window` around the timed part.
+pub async fn cross_ask_here(n: u64, window: Window) -> Result<Timed> {
+    let counter = corelet::spawn_on(ShardId(1), Counter::default)
+        .await
+        .ctx("spawn_on")?;
+    let started = Instant::now();
+    (window.open)();
+    let mut last = 0;
+    for _ in 0..n {
+        last = counter.ask(CounterMsg::Inc).await.ctx("ask")?;
+    }
+    (window.close)();
+    let elapsed = started.elapsed();
+    stop_all([counter.pid()]).await?;
+    check_eq("cross-shard ask count", last, n)?;
+    Ok(Timed::new(elapsed, n))
 }
 
 /// Scaling: for each route `(from, to)` a sender on shard `from` sends

@@ -1,0 +1,3 @@
+module corelet-peers-go
+
+go 1.19

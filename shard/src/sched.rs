@@ -1,0 +1,425 @@
+//! The shard's scheduler: one glommio task per shard that moves envelopes
+//! between rings and mailboxes and runs the processes (and `block_on`
+//! tasks) that have work, out of the process table, without a glommio task
+//! per process.
+//!
+//! # Rules
+//!
+//! 1. A runnable (process or task) is in the ready queue at most once: it
+//!    is pushed only on its `Idle`/`Suspended` → `Queued` transition, by
+//!    [`Shard::schedule`], and popped only by the scheduler.
+//! 2. A message makes an idle process ready; it never wakes a suspended
+//!    handler (that one is waiting for something else). A kill does. A
+//!    wake-up makes a suspended runnable ready and is ignored by an idle one
+//!    (it is stale: the future that registered it has completed).
+//! 3. A process runs at most `Builder::process_budget` messages per turn,
+//!    then goes to the back of the queue; a scheduler round runs at most
+//!    [`ROUND`] turns before it drains the rings again. So a flooded process
+//!    cannot starve its neighbours, and an always-ready one cannot keep the
+//!    rings from being drained.
+//! 4. The scheduler gives glommio back the thread whenever glommio asks for
+//!    it (`need_preempt`, set by the executor's preemption timer and by
+//!    latency-ring completions) and every [`YIELD_EVERY`] busy rounds, so
+//!    glommio timers, I/O and other glommio tasks never starve under a
+//!    message flood. It yields by sleeping on a glommio timer that is already
+//!    due, never by waking itself: see [`let_glommio_run`].
+
+use crate::shard::Shard;
+use crate::table::{flags, Header, Outcome, Run, VTable};
+use std::any::TypeId;
+use std::cell::Cell;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+/// Turns (runs of one runnable) per scheduler round, between two drains
+/// of the inbound rings.
+pub(crate) const ROUND: usize = 256;
+
+/// Busy rounds between two unconditional yields to glommio's other tasks.
+pub(crate) const YIELD_EVERY: u32 = 64;
+
+/// The ready queue: an intrusive FIFO through `Header::next`.
+#[derive(Default)]
+pub(crate) struct ReadyQueue {
+    head: Cell<Option<NonNull<Header>>>,
+    tail: Cell<Option<NonNull<Header>>>,
+}
+
+impl ReadyQueue {
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.get().is_none()
+    }
+
+    /// # Safety
+    /// `h` is a live runnable of this shard that is not in the queue.
+    #[inline]
+    unsafe fn push(&self, h: NonNull<Header>) {
+        // SAFETY: the caller's contract; headers in the queue are alive
+        // (rule 1 of `table.rs`: they are freed only by their own run,
+        // which happens after they leave the queue).
+        unsafe {
+            h.as_ref().next.set(None);
+            match self.tail.get() {
+                Some(tail) => tail.as_ref().next.set(Some(h)),
+                None => self.head.set(Some(h)),
+            }
+        }
+        self.tail.set(Some(h));
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<NonNull<Header>> {
+        let h = self.head.get()?;
+        // SAFETY: queued headers are alive (see `push`).
+        let next = unsafe { h.as_ref() }.next.get();
+        self.head.set(next);
+        if next.is_none() {
+            self.tail.set(None);
+        }
+        Some(h)
+    }
+
+    /// Forgets every queued pointer (the shard is going away).
+    pub(crate) fn clear(&self) {
+        self.head.set(None);
+        self.tail.set(None);
+    }
+}
+
+impl Shard {
+    /// Puts `h` on the ready queue if it is idle or suspended (rule 1).
+    ///
+    /// # Safety
+    /// `h` is a live runnable of this shard.
+    #[inline]
+    pub(crate) unsafe fn schedule(&self, h: NonNull<Header>) {
+        // SAFETY: the caller's contract.
+        let header = unsafe { h.as_ref() };
+        header.run.set(Run::Queued);
+        // SAFETY: it was idle or suspended, so not in the queue.
+        unsafe { self.ready.push(h) };
+        self.wake_scheduler();
+    }
+
+    /// A message arrived for `h` (rule 2).
+    ///
+    /// # Safety
+    /// `h` is a live process of this shard.
+    #[inline]
+    pub(crate) unsafe fn on_message(&self, h: NonNull<Header>) {
+        // SAFETY: the caller's contract.
+        if unsafe { h.as_ref() }.run.get() == Run::Idle {
+            // SAFETY: forwarded.
+            unsafe { self.schedule(h) };
+        }
+    }
+
+    /// A signal arrived for `h` (rule 2): a kill interrupts a suspended
+    /// handler, other signals wait for it.
+    ///
+    /// # Safety
+    /// `h` is a live process of this shard.
+    pub(crate) unsafe fn on_signal(&self, h: NonNull<Header>, kill: bool) {
+        // SAFETY: the caller's contract.
+        let run = unsafe { h.as_ref() }.run.get();
+        if run == Run::Idle || (kill && run == Run::Suspended) {
+            // SAFETY: forwarded.
+            unsafe { self.schedule(h) };
+        }
+    }
+
+    /// A wake-up for `h` (rule 2).
+    ///
+    /// # Safety
+    /// `h` is a live runnable of this shard.
+    pub(crate) unsafe fn on_wake(&self, h: NonNull<Header>) {
+        // SAFETY: the caller's contract.
+        let header = unsafe { h.as_ref() };
+        match header.run.get() {
+            // SAFETY: forwarded.
+            Run::Suspended => unsafe { self.schedule(h) },
+            Run::Running => header.set(flags::NOTIFIED),
+            Run::Idle | Run::Queued => {}
+        }
+    }
+
+    /// Wakes the runnable named by `key` (a process pid, or a task key), if
+    /// it still exists.
+    pub(crate) fn wake_key(&self, key: crate::pid::Pid, task: bool) {
+        let h = if task {
+            self.tasks
+                .borrow()
+                .get(key.slot(), key.generation())
+                .copied()
+        } else {
+            self.procs.get(key.slot(), key.generation())
+        };
+        if let Some(h) = h {
+            // SAFETY: found in its table, so alive and of this shard.
+            unsafe { self.on_wake(h) };
+        }
+    }
+
+    /// Runs up to [`ROUND`] turns from the ready queue; returns how many.
+    /// One `catch_unwind` for the whole round: a panic out of a runnable's
+    /// run is handed to that runnable's `recover`, and the round goes on.
+    #[inline(never)] // a stable symbol for profilers
+    fn run_ready(self: &Rc<Self>) -> usize {
+        let mut turns = 0;
+        let running: Cell<Option<NonNull<Header>>> = Cell::new(None);
+        loop {
+            let round = catch_unwind(AssertUnwindSafe(|| self.run_turns(&mut turns, &running)));
+            let Err(panic) = round else {
+                return turns;
+            };
+            let Some(h) = running.take() else {
+                // Not a runnable's: the scheduler's own code panicked.
+                std::panic::resume_unwind(panic);
+            };
+            // SAFETY: `h` was being run (so alive and of this shard) when
+            // the panic unwound out of its `run`.
+            let outcome = unsafe { (h.as_ref().vtable.recover)(h, self, panic) };
+            if outcome == Outcome::Requeue {
+                // SAFETY: it was running, so not queued; still alive.
+                unsafe { self.ready.push(h) };
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn run_turns(self: &Rc<Self>, turns: &mut usize, running: &Cell<Option<NonNull<Header>>>) {
+        while *turns < ROUND {
+            let Some(h) = self.ready.pop() else { break };
+            *turns += 1;
+            running.set(Some(h));
+            // SAFETY: queued runnables are alive and belong to this shard;
+            // `run` is the vtable's, matching the allocation's type.
+            let outcome = unsafe { (h.as_ref().vtable.run)(h, self) };
+            running.set(None);
+            if outcome == Outcome::Requeue {
+                // SAFETY: it just left the queue and is still alive.
+                unsafe { self.ready.push(h) };
+            }
+        }
+    }
+
+    /// Runs `fut` on this shard as a task: polled by the scheduler like a
+    /// process, but with no pid, no mailbox, and cancelled (dropped) if it
+    /// is still running when the shard stops.
+    /// Returns the task's key (for [`Shard::wake_key`]).
+    pub(crate) fn spawn_task(&self, fut: impl Future<Output = ()> + 'static) -> crate::pid::Pid {
+        let h = allocate_task(fut);
+        let (slot, generation) = self.tasks.borrow_mut().insert(h);
+        let key = crate::pid::Pid::from_parts(self.id, slot, generation);
+        // SAFETY: just allocated, not shared yet.
+        unsafe {
+            (*h.as_ptr()).pid = key;
+            self.schedule(h);
+        }
+        key
+    }
+
+    /// Drops every task still running (the shard is stopping).
+    pub(crate) fn cancel_tasks(&self) {
+        let tasks: Vec<NonNull<Header>> = {
+            let mut table = self.tasks.borrow_mut();
+            let keys = table.keys();
+            keys.into_iter()
+                .filter_map(|(s, g)| table.remove(s, g))
+                .collect()
+        };
+        self.ready.clear();
+        for h in tasks {
+            // SAFETY: out of the table and the queue; nothing refers to it.
+            let cancelled = catch_unwind(AssertUnwindSafe(|| unsafe {
+                (h.as_ref().vtable.cancel)(h)
+            }));
+            if cancelled.is_err() {
+                tracing::warn!(shard = self.id.0, "dropping a cancelled task panicked");
+            }
+        }
+    }
+}
+
+/// A task: a future polled by the scheduler.
+#[repr(C)]
+struct Task<F> {
+    header: Header,
+    fut: F,
+}
+
+struct TaskOps<F>(std::marker::PhantomData<F>);
+
+impl<F: Future<Output = ()> + 'static> TaskOps<F> {
+    const VTABLE: VTable = VTable {
+        msg_type: TypeId::of::<()>(),
+        run: run_task::<F>,
+        recover: recover_task::<F>,
+        signal: |_, _| unreachable!("tasks get no signals"),
+        system: |_, _| unreachable!("tasks get no messages"),
+        discard: |_| 0,
+        cancel: free_task::<F>,
+    };
+}
+
+fn allocate_task<F: Future<Output = ()> + 'static>(fut: F) -> NonNull<Header> {
+    let layout = std::alloc::Layout::new::<Task<F>>();
+    let task = crate::block_cache::alloc_block(layout).cast::<Task<F>>();
+    // SAFETY: a fresh block of the right size and alignment.
+    unsafe {
+        task.as_ptr().write(Task {
+            header: Header::new(
+                &TaskOps::<F>::VTABLE,
+                crate::pid::Pid::from_parts(crate::pid::ShardId(0), 0, 0),
+                flags::TASK,
+            ),
+            fut,
+        })
+    };
+    task.cast()
+}
+
+/// # Safety
+/// `h` is a `Task<F>`, out of the task table and the ready queue.
+unsafe fn free_task<F>(h: NonNull<Header>) {
+    let task = h.cast::<Task<F>>();
+    // SAFETY: the caller's contract: we own the allocation outright; the
+    // task is dropped once and its block returned.
+    unsafe {
+        std::ptr::drop_in_place(task.as_ptr());
+        crate::block_cache::free_block(h.cast(), std::alloc::Layout::new::<Task<F>>());
+    }
+}
+
+/// # Safety
+/// `h` is a live `Task<F>` of `shard`, just taken off the ready queue.
+unsafe fn run_task<F: Future<Output = ()>>(h: NonNull<Header>, shard: &Rc<Shard>) -> Outcome {
+    // SAFETY: the caller's contract.
+    let header = unsafe { h.as_ref() };
+    header.run.set(Run::Running);
+    header.clear(flags::NOTIFIED);
+    let task = h.as_ptr().cast::<Task<F>>();
+    let polled = {
+        let _polling = crate::waker::polling(h);
+        crate::waker::with_borrowed(h, |cx: &mut Context<'_>| {
+            // SAFETY: the future lives in the task's allocation and never
+            // moves until it is dropped with it.
+            unsafe { Pin::new_unchecked(&mut (*task).fut) }.poll(cx)
+        })
+    };
+    match polled {
+        Poll::Pending if header.has(flags::NOTIFIED) => {
+            header.clear(flags::NOTIFIED);
+            header.run.set(Run::Queued);
+            Outcome::Requeue
+        }
+        Poll::Pending => {
+            header.run.set(Run::Suspended);
+            Outcome::Parked
+        }
+        // SAFETY: done; it was running, so not queued.
+        Poll::Ready(()) => unsafe { finish_task::<F>(h, shard) },
+    }
+}
+
+/// A task's poll panicked: log it and drop the task.
+///
+/// # Safety
+/// As for [`run_task`]; `h` is the task whose poll panicked.
+unsafe fn recover_task<F>(
+    h: NonNull<Header>,
+    shard: &Rc<Shard>,
+    panic: Box<dyn std::any::Any + Send>,
+) -> Outcome {
+    let msg = crate::exit::panic_message(&*panic);
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(panic)));
+    tracing::error!(shard = shard.id.0, panic = %msg, "task panicked");
+    // SAFETY: forwarded.
+    unsafe { finish_task::<F>(h, shard) }
+}
+
+/// Takes a finished (or failed) task out of the table and frees it.
+///
+/// # Safety
+/// `h` is a live `Task<F>` of `shard`, not queued.
+unsafe fn finish_task<F>(h: NonNull<Header>, shard: &Rc<Shard>) -> Outcome {
+    // SAFETY: the caller's contract.
+    let key = unsafe { h.as_ref() }.pid;
+    shard
+        .tasks
+        .borrow_mut()
+        .remove(key.slot(), key.generation());
+    // SAFETY: out of the table and not queued: nothing refers to it.
+    let freed = catch_unwind(AssertUnwindSafe(|| unsafe { free_task::<F>(h) }));
+    if freed.is_err() {
+        tracing::warn!(shard = shard.id.0, "dropping a finished task panicked");
+    }
+    Outcome::Exited
+}
+
+/// Gives the thread back to glommio until its reactor has run once: the
+/// scheduler sleeps on a timer that is due at once, so glommio must poll
+/// its rings (firing timers, completing I/O) and may run its other tasks
+/// before the scheduler runs again.
+///
+/// Why not `yield_now`: a task that wakes itself stays runnable, and glommio
+/// 0.9 can park the executor with a runnable task queue when its preemption
+/// timer has fired before the queue was looked at (`run_task_queues` then
+/// reports "nothing ran" and the executor sleeps in `io_uring_enter` for
+/// good; fixed upstream in glommio/glommio#53, not released). A shard thread
+/// descheduled for longer than the preemption period (100 ms by default;
+/// seen here within minutes at 1 ms with 8 shards on 2 cores) hit it. A task
+/// waiting on a timer is not runnable, and a parked executor always wakes
+/// for its next timer, so this yield cannot strand the scheduler.
+async fn let_glommio_run() {
+    glommio::timer::sleep(std::time::Duration::from_micros(1)).await;
+}
+
+/// The scheduler: the one glommio task per shard. Returns when the shard
+/// has stopped and has no process left.
+pub(crate) async fn scheduler(shard: Rc<Shard>) {
+    shard.publish_scheduler_waker().await;
+    let doorbell = &shard.shared.shards[shard.id.index()].doorbell;
+    let mut busy_rounds = 0u32;
+    loop {
+        let delivered = shard.drain_inbound();
+        let ran = shard.run_ready();
+        let pending = shard.flush_outbound();
+        if shard.finished() {
+            break;
+        }
+        if delivered > 0 || ran > 0 || !shard.ready.is_empty() {
+            busy_rounds += 1;
+            if busy_rounds >= YIELD_EVERY || glommio::executor().need_preempt() {
+                busy_rounds = 0;
+                let_glommio_run().await;
+            }
+            continue;
+        }
+        busy_rounds = 0;
+        if pending {
+            // Only envelopes waiting for room in a full ring: the peer is
+            // draining it (it was rung when the ring filled). Nothing will
+            // wake this shard when room appears, so it must not park.
+            std::hint::spin_loop();
+            continue;
+        }
+        if shard.spin_for_work() {
+            continue;
+        }
+        doorbell.prepare_sleep();
+        if shard.has_work() {
+            doorbell.cancel_sleep();
+            continue;
+        }
+        shard.park().await;
+        doorbell.cancel_sleep();
+    }
+    // A last flush so that replies and exit notices reach other shards.
+    shard.flush_outbound();
+}
