@@ -19,6 +19,10 @@
 //!    task switch: the scheduler polls it once with a borrowed waker that
 //!    points at the header. Only a future that returns `Pending` stays in
 //!    the slot; its wake-up puts the process back on the ready queue.
+//! 5. A small hook slot is part of the process allocation; a large one is
+//!    allocated (from the shard's block cache) when a hook starts and freed
+//!    when its future is dropped, and the process allocation ends before
+//!    the slot field, which is then never touched.
 
 use crate::context::Context;
 use crate::exit::{panic_message, ExitReason};
@@ -29,12 +33,13 @@ use crate::table::{flags, Header, Item, Outcome, Run, Signal, System, VTable};
 use corelet_mailbox::Mailbox;
 use std::alloc::Layout;
 use std::any::TypeId;
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr::addr_of_mut;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
@@ -137,13 +142,94 @@ pub(crate) struct ProcHead<M> {
 }
 
 /// One process: everything it owns, in one allocation.
+///
+/// The hook slot is the last field. When it is small (at most
+/// [`INLINE_SLOT`] bytes: most handlers that do not await much) it is part
+/// of the allocation; when it is large, the allocation stops before it and
+/// a block from the shard's cache holds the future only while one is alive
+/// (`slot_at`), so an idle process does not carry the memory of its
+/// largest hook (rule 5).
 #[repr(C)]
 pub(crate) struct Proc<K: Kind> {
     head: ProcHead<<K::P as Process>::Msg>,
     state: UnsafeCell<ManuallyDrop<K::P>>,
     ctx: UnsafeCell<Context<K::P>>,
-    slot: UnsafeCell<MaybeUninit<Slot<K::Handle, K::Term>>>,
     kind: K,
+    /// The external slot's block while a large hook future is alive.
+    slot_at: Cell<*mut Slot<K::Handle, K::Term>>,
+    /// Present in the allocation only if [`inline_slot`] holds for `K`.
+    slot: UnsafeCell<MaybeUninit<Slot<K::Handle, K::Term>>>,
+}
+
+/// Largest hook slot kept inside the process allocation.
+const INLINE_SLOT: usize = 96;
+
+/// Whether `K`'s hook slot is part of its process allocation.
+const fn inline_slot<K: Kind>() -> bool {
+    std::mem::size_of::<Slot<K::Handle, K::Term>>() <= INLINE_SLOT
+}
+
+/// The layout of `K`'s process allocation (without the slot when it is
+/// external).
+fn proc_layout<K: Kind>() -> Layout {
+    let full = Layout::new::<Proc<K>>();
+    if inline_slot::<K>() {
+        full
+    } else {
+        let size = std::mem::offset_of!(Proc<K>, slot);
+        Layout::from_size_align(size, full.align()).expect("a prefix of a valid layout")
+    }
+}
+
+/// The slot of `p` for a new hook future: the inline one, or a fresh block.
+///
+/// # Safety
+/// `p` is a live `Proc<K>` with no hook future alive.
+#[inline(always)]
+unsafe fn new_slot<K: Kind>(p: *mut Proc<K>) -> *mut Slot<K::Handle, K::Term> {
+    if inline_slot::<K>() {
+        // SAFETY: the slot is part of the allocation (rule 5).
+        unsafe { (*(*p).slot.get()).as_mut_ptr() }
+    } else {
+        let block = crate::block_cache::alloc_block(Layout::new::<Slot<K::Handle, K::Term>>());
+        let at = block.as_ptr().cast::<Slot<K::Handle, K::Term>>();
+        // SAFETY: `p` is live; `slot_at` is a plain cell.
+        unsafe { (*p).slot_at.set(at) };
+        at
+    }
+}
+
+/// The slot holding `p`'s live hook future.
+///
+/// # Safety
+/// `p` is a live `Proc<K>` with a hook future alive.
+#[inline(always)]
+unsafe fn slot<K: Kind>(p: *mut Proc<K>) -> *mut Slot<K::Handle, K::Term> {
+    if inline_slot::<K>() {
+        // SAFETY: the slot is part of the allocation (rule 5).
+        unsafe { (*(*p).slot.get()).as_mut_ptr() }
+    } else {
+        // SAFETY: set by `new_slot` for the future that is alive.
+        unsafe { (*p).slot_at.get() }
+    }
+}
+
+/// Gives back an external slot's block once its future was dropped.
+///
+/// # Safety
+/// `p` is a live `Proc<K>` whose hook future was just dropped.
+#[inline(always)]
+unsafe fn release_slot<K: Kind>(p: *mut Proc<K>) {
+    if !inline_slot::<K>() {
+        // SAFETY: the block came from `new_slot` and holds nothing now.
+        unsafe {
+            let at = (*p).slot_at.replace(std::ptr::null_mut());
+            crate::block_cache::free_block(
+                NonNull::new_unchecked(at.cast()),
+                Layout::new::<Slot<K::Handle, K::Term>>(),
+            );
+        }
+    }
 }
 
 /// The table of operations of `Proc<K>` (promoted to a `'static`).
@@ -235,23 +321,25 @@ pub(crate) fn allocate<P: Process>(state: P, pid: Pid, flags: u8) -> NonNull<Hea
             _types: PhantomData,
         };
         let vtable: &'static VTable = &Ops::<KindOf<P, H, F, T, TF>>::VTABLE;
-        let layout = Layout::new::<Proc<KindOf<P, H, F, T, TF>>>();
-        let raw = crate::block_cache::alloc_block(layout).cast::<Proc<KindOf<P, H, F, T, TF>>>();
+        type Of<P, H, F, T, TF> = Proc<KindOf<P, H, F, T, TF>>;
+        let layout = proc_layout::<KindOf<P, H, F, T, TF>>();
+        let raw = crate::block_cache::alloc_block(layout).cast::<Of<P, H, F, T, TF>>();
         let header = raw.cast::<Header>();
-        // SAFETY: a fresh block of the right size and alignment (see
-        // `block_cache`), written once before anything else can see it.
+        let p = raw.as_ptr();
+        // SAFETY: a fresh block of the layout's size and alignment (see
+        // `block_cache`); every field but the slot (left uninitialised, and
+        // absent when external: rule 5) is written once, through field
+        // pointers, before anything else can see it.
         unsafe {
-            raw.as_ptr().write(Proc {
-                head: ProcHead {
-                    header: Header::new(vtable, pid, fl),
-                    mailbox: UnsafeCell::new(Mailbox::new()),
-                },
-                state: UnsafeCell::new(ManuallyDrop::new(state)),
-                ctx: UnsafeCell::new(Context::new(header)),
-                slot: UnsafeCell::new(MaybeUninit::uninit()),
-                kind,
-            })
-        };
+            addr_of_mut!((*p).head).write(ProcHead {
+                header: Header::new(vtable, pid, fl),
+                mailbox: UnsafeCell::new(Mailbox::new()),
+            });
+            addr_of_mut!((*p).state).write(UnsafeCell::new(ManuallyDrop::new(state)));
+            addr_of_mut!((*p).ctx).write(UnsafeCell::new(Context::new(header)));
+            addr_of_mut!((*p).kind).write(kind);
+            addr_of_mut!((*p).slot_at).write(Cell::new(std::ptr::null_mut()));
+        }
         header
     }
     with(state, pid, flags, P::handle, P::terminate)
@@ -323,15 +411,14 @@ pub(crate) unsafe fn exit_failed<P: Process>(
 /// queued, and never used again.
 unsafe fn free<K: Kind>(p: *mut Proc<K>) {
     // SAFETY: the caller's contract: we own the allocation outright. The
-    // state is `ManuallyDrop` (dropped, or not, by the caller) and the slot
-    // `MaybeUninit` (empty); the rest is dropped here, then the block goes
-    // back to the shard's cache.
+    // state is `ManuallyDrop` (dropped, or not, by the caller), the slot is
+    // empty (and maybe absent: rule 5), the context, kind and `slot_at`
+    // have nothing to drop; so only the head is dropped, field by field
+    // (never through a reference to the whole, possibly truncated, struct),
+    // then the block goes back to the shard's cache.
     unsafe {
-        std::ptr::drop_in_place(p);
-        crate::block_cache::free_block(
-            NonNull::new_unchecked(p.cast::<u8>()),
-            Layout::new::<Proc<K>>(),
-        );
+        std::ptr::drop_in_place(addr_of_mut!((*p).head));
+        crate::block_cache::free_block(NonNull::new_unchecked(p.cast::<u8>()), proc_layout::<K>());
     }
 }
 
@@ -614,7 +701,7 @@ unsafe fn start_handle<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>, msg: <K::P 
     // written straight into its union field (not through a whole `Slot`).
     unsafe {
         let (state, ctx) = borrow::<K>(p);
-        let slot = (*p).slot.get().cast::<K::Handle>();
+        let slot = new_slot::<K>(p).cast::<K::Handle>();
         slot.write((*p).kind.handle(state, ctx, msg));
         h.as_ref().fut.set(fut::HANDLE);
     }
@@ -638,7 +725,7 @@ unsafe fn start_system<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>, system: Sys
     };
     // SAFETY: the slot is free.
     unsafe {
-        (*(*p).slot.get()).as_mut_ptr().write(Slot {
+        new_slot::<K>(p).write(Slot {
             boxed: ManuallyDrop::new(fut),
         });
         h.as_ref().fut.set(fut::BOXED);
@@ -668,7 +755,7 @@ unsafe fn begin_terminate<K: Kind>(
     // SAFETY: the slot is free (caller's contract). The reason is written
     // first and never moves while the future that borrows it lives (rule 2).
     unsafe {
-        let slot = (*(*p).slot.get()).as_mut_ptr();
+        let slot = new_slot::<K>(p);
         slot.write(Slot {
             term: ManuallyDrop::new(TermSlot {
                 reason,
@@ -695,7 +782,7 @@ fn waker_for<R>(h: NonNull<Header>, poll: impl FnOnce(&mut TaskContext<'_>) -> R
 unsafe fn poll_handle<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>) -> Step {
     // SAFETY: the tag said `HANDLE`; the future never moves (rule 2).
     let polled = waker_for(h, |cx| unsafe {
-        let fut = &mut *(*(*p).slot.get()).as_mut_ptr();
+        let fut = &mut *slot::<K>(p);
         Pin::new_unchecked(&mut *fut.handle).poll(cx)
     });
     match polled {
@@ -706,7 +793,8 @@ unsafe fn poll_handle<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>) -> Step {
             // repeated by `recover`.
             unsafe {
                 h.as_ref().fut.set(fut::NONE);
-                ManuallyDrop::drop(&mut (*(*(*p).slot.get()).as_mut_ptr()).handle);
+                ManuallyDrop::drop(&mut (*slot::<K>(p)).handle);
+                release_slot::<K>(p);
             }
             match result {
                 Ok(()) => Step::Next,
@@ -721,7 +809,7 @@ unsafe fn poll_handle<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>) -> Step {
 unsafe fn poll_boxed<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>) -> Step {
     // SAFETY: the tag said `BOXED`.
     let polled = waker_for(h, |cx| unsafe {
-        let fut = &mut *(*(*p).slot.get()).as_mut_ptr();
+        let fut = &mut *slot::<K>(p);
         fut.boxed.as_mut().poll(cx)
     });
     match polled {
@@ -745,7 +833,7 @@ unsafe fn poll_boxed<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>) -> Step {
 unsafe fn poll_term<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>) -> Poll<ExitReason> {
     // SAFETY: the tag said `TERM`; the future never moves.
     let polled = waker_for(h, |cx| unsafe {
-        let slot = &mut *(*(*p).slot.get()).as_mut_ptr();
+        let slot = &mut *slot::<K>(p);
         Pin::new_unchecked(slot.term.fut.assume_init_mut()).poll(cx)
     });
     match polled {
@@ -764,11 +852,13 @@ unsafe fn take_term<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>) -> ExitReason 
     // panic in the future's drop cannot lead to a second drop.
     unsafe {
         h.as_ref().fut.set(fut::NONE);
-        let slot = &mut *(*(*p).slot.get()).as_mut_ptr();
+        let slot = &mut *slot::<K>(p);
         let term = &mut *slot.term;
-        // If the future's drop panics, unwinding drops `reason` with it.
+        // If the future's drop panics, unwinding drops `reason` with it
+        // (and the external block, if any, is leaked: a panicking drop).
         let reason = std::ptr::read(&term.reason);
         term.fut.assume_init_drop();
+        release_slot::<K>(p);
         reason
     }
 }
@@ -783,9 +873,11 @@ unsafe fn drop_future<K: Kind>(p: *mut Proc<K>) {
     unsafe {
         let header = &(*p).head.header;
         let tag = header.fut.replace(fut::NONE);
-        let slot = &mut *(*(*p).slot.get()).as_mut_ptr();
+        if tag == fut::NONE {
+            return;
+        }
+        let slot = &mut *slot::<K>(p);
         match tag {
-            fut::NONE => {}
             fut::HANDLE => ManuallyDrop::drop(&mut slot.handle),
             fut::BOXED => ManuallyDrop::drop(&mut slot.boxed),
             _ => {
@@ -794,6 +886,7 @@ unsafe fn drop_future<K: Kind>(p: *mut Proc<K>) {
                 term.fut.assume_init_drop();
             }
         }
+        release_slot::<K>(p);
     }
 }
 
