@@ -40,3 +40,7 @@
 #![deny(missing_docs)]
 
 pub use corelet_shard::*;
+
+/// Supervisors and supervision trees (OTP semantics); see the
+/// `corelet-supervisor` crate.
+pub use corelet_supervisor as supervisor;

@@ -5,6 +5,7 @@
 //! See docs/architecture.md in the repository for how the pieces fit.
 
 mod addr;
+mod addr_from_pid;
 mod api;
 mod block_cache;
 mod context;
@@ -24,7 +25,9 @@ mod reply;
 mod runtime;
 mod sched;
 mod shard;
+mod spawn_opts;
 mod stats;
+mod stats_query;
 mod table;
 mod timer;
 mod waker;
@@ -44,5 +47,7 @@ pub use process::{HandlerResult, Process};
 pub use registry::RegistryError;
 pub use reply::{Reply, ReplyTo};
 pub use runtime::{Builder, Runtime};
+pub use spawn_opts::{spawn_on_with, spawn_with, try_spawn_on_with, SpawnOptions};
 pub use stats::{ExitCounts, ShardStats};
+pub use stats_query::{shard_stats, shutting_down};
 pub use timer::TimerRef;
