@@ -17,7 +17,8 @@
 //!    also calls). The producer keeps a private `write` counter, with
 //!    `tail <= write` (in wrapping order): slots in `[tail, write)` are
 //!    written but not yet published.
-//! 2. **`head` is written only by the consumer.** The consumer keeps a private
+//! 2. **`head` is written only by the consumer** (and, once the consumer is
+//!    gone for good, by [`Producer::reclaim`], which then owns every slot). The consumer keeps a private
 //!    `read` counter which equals `head` whenever none of its methods is
 //!    running (`pop` stores after each value; `drain` stores once at the end,
 //!    from a drop guard so that a panicking callback cannot skip it).
@@ -305,6 +306,49 @@ impl<T> Producer<T> {
         // Acquire: pairs with the Release store in `Consumer::drop`, so the
         // consumer's final `head` is visible after we observe it gone.
         !self.inner.consumer_alive.load(Ordering::Acquire)
+    }
+
+    /// Once the [`Consumer`] is gone ([`is_abandoned`](Self::is_abandoned)),
+    /// takes back every value it never took, published or not, oldest
+    /// first, calling `f` on each; returns how many. Returns 0 (and takes
+    /// nothing) while the consumer is alive.
+    ///
+    /// This lets a sender learn at once that what it queued for a receiver
+    /// that has finished will never run (and drop it where it chooses),
+    /// instead of waiting for the ring itself to be dropped.
+    pub fn reclaim(&mut self, mut f: impl FnMut(T)) -> usize {
+        if !self.is_abandoned() {
+            return 0;
+        }
+        // Acquire: `is_abandoned` above acquired the consumer's final
+        // `consumer_alive` store, which follows its last `head` store; this
+        // load (of a value nobody writes any more) reads that last store.
+        let head = self.inner.head.load(Ordering::Acquire);
+        let count = self.write.wrapping_sub(head);
+        let mut index = head;
+        while index != self.write {
+            let value = self.inner.slot(index).with(|slot| {
+                // SAFETY: the consumer is gone (invariant 6: it touches no
+                // slot after its `Drop`, whose store we acquired), so every
+                // slot is the producer's; slots in `[head, write)` hold the
+                // values it pushed and nobody took (invariant 4), each read
+                // exactly once here as `index` advances (invariant 5).
+                unsafe { (*slot).assume_init_read() }
+            });
+            index = index.wrapping_add(1);
+            // Move `head` past the value before handing it out, so that if
+            // `f` panics the ring's `Drop` does not drop it a second time.
+            // Relaxed: the consumer is gone; the partner of the shared
+            // state's `Drop` is the `Arc`'s release/acquire.
+            self.inner.head.store(index, Ordering::Relaxed);
+            self.cached_head = index;
+            f(value);
+        }
+        // Nothing is left to publish: the slots are the producer's again.
+        // Release for symmetry with `publish` (no reader remains).
+        self.inner.tail.store(self.write, Ordering::Release);
+        self.published = self.write;
+        count
     }
 }
 
@@ -680,6 +724,33 @@ mod tests {
         tx.push(DropCounter(&drops)).unwrap();
         drop((tx, rx));
         assert_eq!(drops.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn reclaim_takes_back_what_a_gone_consumer_never_took() {
+        let drops = AtomicUsize::new(0);
+        let (mut tx, mut rx) = ring(4);
+        for _ in 0..3 {
+            tx.push(DropCounter(&drops)).unwrap();
+        }
+        tx.publish();
+        assert_eq!(tx.reclaim(|_| unreachable!()), 0, "consumer alive");
+        drop(rx.pop().unwrap());
+        drop(rx);
+        tx.push(DropCounter(&drops)).unwrap(); // pushed, never published
+        let mut back = 0;
+        assert_eq!(
+            tx.reclaim(|v| {
+                back += 1;
+                drop(v)
+            }),
+            3
+        );
+        assert_eq!(back, 3);
+        assert_eq!(drops.load(Ordering::Relaxed), 4);
+        assert_eq!(tx.free_slots(), 4, "every slot is the producer's again");
+        drop(tx);
+        assert_eq!(drops.load(Ordering::Relaxed), 4, "nothing dropped twice");
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub(crate) struct ShardShared {
     /// pushes drains (dropping envelopes resolves their askers with an
     /// error instead of leaving them hanging).
     pub(crate) dead: AtomicBool,
+    /// Set by a shard that has finished (and dropped its end of its inbound
+    /// rings) for each of its peers: what they queued for it and it never
+    /// took is theirs to reclaim (`Shard::reclaim_from_gone_peers`).
+    pub(crate) peer_gone: AtomicBool,
 }
 
 impl ShardShared {
@@ -295,6 +299,7 @@ impl Builder {
                     doorbell: Doorbell::new(PumpNotify::default()),
                     injector: SegQueue::new(),
                     dead: AtomicBool::new(false),
+                    peer_gone: AtomicBool::new(false),
                 })
                 .collect(),
             config: config.clone(),

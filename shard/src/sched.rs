@@ -387,6 +387,7 @@ pub(crate) async fn scheduler(shard: Rc<Shard>) {
     let doorbell = &shard.shared.shards[shard.id.index()].doorbell;
     let mut busy_rounds = 0u32;
     loop {
+        shard.reclaim_from_gone_peers();
         let delivered = shard.drain_inbound();
         let ran = shard.run_ready();
         let pending = shard.flush_outbound();
@@ -420,6 +421,9 @@ pub(crate) async fn scheduler(shard: Rc<Shard>) {
         shard.park().await;
         doorbell.cancel_sleep();
     }
-    // A last flush so that replies and exit notices reach other shards.
+    // A last flush so that replies and exit notices reach other shards,
+    // then nothing more comes in.
+    shard.flush_outbound();
+    shard.close_inbound();
     shard.flush_outbound();
 }

@@ -40,6 +40,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -406,6 +407,50 @@ impl Shard {
         }
         add(&self.counters.cross_received, n as u64);
         n
+    }
+
+    /// The shard has finished: run what is still waiting in its inbound
+    /// rings (deliveries to processes that are gone become dead letters,
+    /// requests answer with errors), then drop its ends of the rings, so
+    /// that senders see them abandoned, and tell every peer to reclaim
+    /// whatever it pushed after that last drain.
+    pub(crate) fn close_inbound(self: &Rc<Self>) {
+        self.drain_inbound();
+        let inboxes = std::mem::take(&mut *self.inboxes.borrow_mut());
+        drop(inboxes); // each `Consumer`'s drop marks its ring abandoned
+        for (i, peer) in self.shared.shards.iter().enumerate() {
+            if i != self.id.index() {
+                // Release: pairs with the Acquire swap in
+                // `reclaim_from_gone_peers`; the consumers' drops (their
+                // Release stores of `consumer_alive`) come before it.
+                peer.peer_gone.store(true, Ordering::Release);
+                peer.doorbell.ring();
+            }
+        }
+    }
+
+    /// A peer has finished: takes back, and drops, what this shard queued
+    /// for it that it will never take (from the ring and from the overflow
+    /// queue). Dropping a request drops its reply handle, so its asker is
+    /// told `NoReply` at once instead of waiting for the shutdown grace.
+    pub(crate) fn reclaim_from_gone_peers(&self) {
+        let me = &self.shared.shards[self.id.index()];
+        // Relaxed first: one load per scheduler round in the common case.
+        if !me.peer_gone.load(Ordering::Relaxed) || !me.peer_gone.swap(false, Ordering::Acquire) {
+            return;
+        }
+        let mut doomed = Vec::new();
+        {
+            let mut outboxes = self.outboxes.borrow_mut();
+            for outbox in outboxes.iter_mut().flatten() {
+                if outbox.producer.is_abandoned() {
+                    outbox.producer.reclaim(|env| doomed.push(env));
+                    doomed.extend(outbox.overflow.drain(..));
+                }
+            }
+        }
+        add(&self.counters.dead_letters, doomed.len() as u64);
+        drop(doomed); // outside the borrow: drops may re-enter the shard
     }
 
     /// Whether anything is waiting: inbound envelopes, ready runnables,
