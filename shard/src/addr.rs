@@ -5,7 +5,7 @@ use crate::error::{AskError, SendError};
 use crate::pid::Pid;
 use crate::process::Process;
 use crate::reply::{Reply, ReplyTo};
-use crate::shard::{with_current_or, Priority, Refused, Shard};
+use crate::shard::{Priority, Refused, Shard};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -107,34 +107,27 @@ impl<P: Process> Addr<P> {
     /// Fire-and-forget. Works on any shard thread; the message must be
     /// `Send` because the target may live on another shard. An error hands
     /// the message back (dead letters are also counted).
+    #[inline]
     pub fn tell(&self, msg: P::Msg) -> Result<(), SendError<P::Msg>>
     where
         P::Msg: Send,
     {
-        let pid = self.pid;
-        with_current_or(
-            msg,
-            |here, msg| route(here, pid, msg, Priority::User),
-            |msg| Err(SendError::NotInRuntime(msg)),
-        )
+        match crate::shard::current_ref() {
+            Some(here) => route(here, self.pid, msg, Priority::User),
+            None => Err(SendError::NotInRuntime(msg)),
+        }
     }
 
     /// Fire-and-forget to a process on the *current* shard; the message
     /// need not be `Send`. Same-shard delivery allocates nothing and uses
     /// no atomics.
+    #[inline]
     pub fn tell_local(&self, msg: P::Msg) -> Result<(), SendError<P::Msg>> {
-        let pid = self.pid;
-        with_current_or(
-            msg,
-            |here, msg| {
-                if here.id == pid.shard() {
-                    here.deliver(pid, msg)
-                } else {
-                    Err(SendError::NotLocal(msg))
-                }
-            },
-            |msg| Err(SendError::NotInRuntime(msg)),
-        )
+        match crate::shard::current_ref() {
+            Some(here) if here.id == self.pid.shard() => here.deliver(self.pid, msg),
+            Some(_) => Err(SendError::NotLocal(msg)),
+            None => Err(SendError::NotInRuntime(msg)),
+        }
     }
 
     /// Like [`Addr::tell`], but waits for room instead of failing with
