@@ -406,8 +406,11 @@ pub(crate) async fn scheduler(shard: Rc<Shard>) {
         if pending {
             // Only envelopes waiting for room in a full ring: the peer is
             // draining it (it was rung when the ring filled). Nothing will
-            // wake this shard when room appears, so it must not park.
-            std::hint::spin_loop();
+            // wake this shard when room appears, so it must not park; it
+            // offers its core instead, which the peer may need (more shards
+            // than cores: measured 0.5 M msg/s on 4 shards over 2 cores
+            // with a pure spin here).
+            std::thread::yield_now();
             continue;
         }
         if shard.spin_for_work() {
