@@ -29,8 +29,9 @@ use std::ptr::NonNull;
 
 /// Size-class granularity and the alignment of every cached block.
 const GRAIN: usize = 16;
-/// Largest block size that is cached.
-const MAX_CACHED: usize = 512;
+/// Largest block size that is cached (a large hook future, skynet's for
+/// one, is just over 512 bytes).
+const MAX_CACHED: usize = 1024;
 const CLASSES: usize = MAX_CACHED / GRAIN;
 /// Most blocks kept per class.
 const PER_CLASS: usize = 256;
