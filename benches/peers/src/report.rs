@@ -41,6 +41,9 @@ pub struct RunInfo {
     /// ns per blocking round trip between two plain threads (see
     /// [`thread_round_trip_ns`]).
     pub wake_ns: f64,
+    /// ns per round trip of a cache line between two spinning threads (see
+    /// [`line_round_trip_ns`]).
+    pub line_ns: f64,
     /// `go version`, if Go is installed.
     pub go: Option<String>,
 }
@@ -68,6 +71,54 @@ pub fn thread_round_trip_ns(round_trips: u32) -> f64 {
     }
     let ns = started.elapsed().as_nanos() as f64 / f64::from(round_trips.max(1));
     drop(to_echo);
+    let _ = echo.join();
+    ns
+}
+
+/// ns per round trip of a value between two threads that never sleep:
+/// each spins on a cache line the other writes. This is the hardware's
+/// floor for any cross-thread request and reply (a cross-shard ask moves at
+/// least this much: the request's line there, the reply's line back), and
+/// on a VM it depends on where the hypervisor put the two vCPUs.
+pub fn line_round_trip_ns(round_trips: u64) -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    /// A counter alone on its cache lines (128 B: adjacent-line prefetch).
+    #[repr(align(128))]
+    struct Line(AtomicU64);
+    const STOP: u64 = u64::MAX;
+    // Two spinning threads on one CPU would each wait out a time slice.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return f64::NAN;
+    }
+    let lines = std::sync::Arc::new([Line(AtomicU64::new(0)), Line(AtomicU64::new(0))]);
+    let theirs = lines.clone();
+    let echo = std::thread::spawn(move || loop {
+        // Acquire/Release: the echo sees the ping before it answers, as a
+        // reply reads its request.
+        let v = theirs[0].0.load(Ordering::Acquire);
+        if v == STOP {
+            break;
+        }
+        if theirs[1].0.load(Ordering::Relaxed) != v {
+            theirs[1].0.store(v, Ordering::Release);
+        }
+        std::hint::spin_loop();
+    });
+    let started = std::time::Instant::now();
+    let mut done = 0;
+    for i in 1..=round_trips {
+        lines[0].0.store(i, Ordering::Release);
+        while lines[1].0.load(Ordering::Acquire) != i {
+            std::hint::spin_loop();
+        }
+        done = i;
+        // A busy machine makes every round trip a time slice: stop early.
+        if i % 1024 == 0 && started.elapsed() > std::time::Duration::from_millis(500) {
+            break;
+        }
+    }
+    let ns = started.elapsed().as_nanos() as f64 / done.max(1) as f64;
+    lines[0].0.store(STOP, Ordering::Release);
     let _ = echo.join();
     ns
 }
@@ -159,6 +210,7 @@ impl RunInfo {
             elapsed,
             load: (load_at_start, load_average()),
             wake_ns: thread_round_trip_ns(10_000),
+            line_ns: line_round_trip_ns(200_000),
             go: command_output("go", &["version"]),
         }
     }
@@ -328,6 +380,9 @@ pub fn markdown(
          - **Thread wake-up:** a blocking round trip between two plain threads (std \
          channels) takes {wake:.1} µs here: about what a cross-thread ask costs when both \
          sides park in the kernel as soon as they are idle\n\
+         - **Cache-line round trip:** two threads spinning on a value the other writes \
+         take {line:.0} ns per round trip here: the hardware's floor for a cross-thread \
+         request and reply, which no cross-shard ask can beat\n\
          - **Toolchain:** {rustc}; {go}\n\
          - **Commit:** `{commit}`, {date}\n\
          - **This page:** `{command}` ({secs:.0} s)\n\
@@ -369,6 +424,7 @@ pub fn markdown(
         go = info.go.as_deref().unwrap_or("Go not installed (left out)"),
         load0 = info.load.0,
         wake = info.wake_ns / 1e3,
+        line = info.line_ns,
         load1 = info.load.1,
         commit = info.commit,
         date = info.date,
@@ -453,6 +509,16 @@ mod tests {
         r.samples
             .insert((Workload::CrossTell, Kind::Corelet), vec![50.0]);
         r
+    }
+
+    #[test]
+    fn line_round_trip_is_measured_and_ends() {
+        let ns = line_round_trip_ns(2_000);
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            assert!(ns.is_nan());
+        } else {
+            assert!(ns.is_finite() && ns > 0.0, "{ns}");
+        }
     }
 
     #[test]
