@@ -7,7 +7,9 @@
 //!   shard whose processes are always ready;
 //! - an always-ready process cannot keep the scheduler from draining the
 //!   rings: messages and asks from other shards and from outside threads
-//!   still arrive.
+//!   still arrive;
+//! - work first (what a turn readies runs next, from a stack) cannot starve
+//!   what waits lower on that stack.
 
 use corelet::{Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
 use std::cell::Cell;
@@ -243,4 +245,94 @@ fn an_always_ready_process_cannot_keep_the_rings_from_being_drained() {
         rt.tell(&counter, CounterMsg::Add).unwrap();
     }
     assert_eq!(rt.ask(&counter, CounterMsg::Get).unwrap(), 2 * N);
+}
+
+/// One half of a ping-pong pair that bounces until `stop` is set (or a
+/// safety limit, so that a starvation bug fails the test instead of
+/// hanging it).
+struct Bouncer {
+    peer: Option<corelet::Addr<Bouncer>>,
+    bounces: Rc<Cell<u64>>,
+    stop: Rc<Cell<bool>>,
+}
+
+/// Bounces after which the pair gives up.
+const SAFETY_LIMIT: u64 = 20_000_000;
+
+enum BounceMsg {
+    Peer(corelet::Addr<Bouncer>),
+    Ball,
+}
+
+impl Process for Bouncer {
+    type Msg = BounceMsg;
+    async fn handle(&mut self, ctx: &mut Context<Self>, msg: BounceMsg) -> HandlerResult {
+        match msg {
+            BounceMsg::Peer(peer) => self.peer = Some(peer),
+            BounceMsg::Ball => {
+                self.bounces.set(self.bounces.get() + 1);
+                if self.stop.get() || self.bounces.get() >= SAFETY_LIMIT {
+                    ctx.stop();
+                } else if let Some(peer) = &self.peer {
+                    peer.tell_local(BounceMsg::Ball)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Notes how many bounces had happened when it first ran, and stops the
+/// pair.
+struct Latecomer {
+    bounces: Rc<Cell<u64>>,
+    stop: Rc<Cell<bool>>,
+}
+
+impl Process for Latecomer {
+    type Msg = ReplyTo<u64>;
+    async fn handle(&mut self, ctx: &mut Context<Self>, reply: ReplyTo<u64>) -> HandlerResult {
+        self.stop.set(true);
+        reply.send(self.bounces.get());
+        ctx.stop();
+        Ok(())
+    }
+}
+
+/// Work first (rule 5 of the scheduler): what a turn readies runs next,
+/// from a stack. A local ping-pong pair keeps the top of that stack busy
+/// forever; a process readied before it, lower on the stack, must still
+/// get its turn.
+#[test]
+fn a_ping_pong_pair_does_not_starve_what_waits_below_it_on_the_stack() {
+    let rt = Runtime::builder().shards(1).pin(false).build().unwrap();
+    let seen = rt
+        .block_on(ShardId(0), || async {
+            let bounces = Rc::new(Cell::new(0));
+            let stop = Rc::new(Cell::new(false));
+            let bouncer = || Bouncer {
+                peer: None,
+                bounces: bounces.clone(),
+                stop: stop.clone(),
+            };
+            let a = corelet::spawn(bouncer()).unwrap();
+            let b = corelet::spawn(bouncer()).unwrap();
+            let late = corelet::spawn(Latecomer {
+                bounces: bounces.clone(),
+                stop: stop.clone(),
+            })
+            .unwrap();
+            // The latecomer is readied first (the bottom of the stack), then
+            // the pair on top of it.
+            let seen = late.ask_local(|r| r);
+            a.tell_local(BounceMsg::Peer(b)).unwrap();
+            b.tell_local(BounceMsg::Peer(a)).unwrap();
+            a.tell_local(BounceMsg::Ball).unwrap();
+            seen.await.unwrap()
+        })
+        .unwrap();
+    assert!(
+        seen < SAFETY_LIMIT,
+        "the latecomer ran only when the pair gave up ({seen} bounces)"
+    );
 }

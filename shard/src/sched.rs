@@ -23,11 +23,33 @@
 //!    glommio timers, I/O and other glommio tasks never starve under a
 //!    message flood. It yields by sleeping on a glommio timer that is already
 //!    due, never by waking itself: see [`let_glommio_run`].
+//! 5. Work first: a process made ready by a message sent during a turn on
+//!    this shard (by the process or task running) goes onto a *stack*, and
+//!    a round runs that stack first; a message from another shard or from
+//!    outside the runtime queues at the back as before. So a process that
+//!    spawns and messages children has them run next, depth first (as
+//!    glommio's `spawn_local` runs a new task at once), and a reply is
+//!    handled while the sender's data is still in cache (as tokio's LIFO
+//!    slot does). A tree of processes keeps a small live set in warm
+//!    memory instead of spawning a whole level before the level above
+//!    reports (skynet, 1.1 M processes on one shard: at most 48 alive and
+//!    6 MB peak RSS, against 760,000 and 190 MB first in, first out).
+//!    Bounds, so that the stack cannot starve anybody: a round gives the
+//!    stack at most [`LIFO_TURNS`] turns while the queue has work, so the
+//!    queue advances by at least `ROUND - LIFO_TURNS` every round; the
+//!    stack holds at most [`LIFO_CAP`] runnables (more go to the back of
+//!    the queue); and once every [`LIFO_AGE`] rounds, if the oldest
+//!    runnable on the stack has waited that long, the round's first stack
+//!    turn goes to it, so none waits there for more than about
+//!    `LIFO_CAP × LIFO_AGE` rounds however busy the top is. (Taking the
+//!    oldest every round instead breaks depth-first order: each round
+//!    would open another subtree, and skynet went back to 500,000 alive.)
 
 use crate::shard::Shard;
 use crate::table::{flags, Header, Outcome, Run, VTable};
 use std::any::TypeId;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -39,20 +61,42 @@ use std::task::{Context, Poll};
 /// of the inbound rings.
 pub(crate) const ROUND: usize = 256;
 
+/// Turns per round that go to the work-first stack first (rule 5); the
+/// rest go to the first-in, first-out queue while it has work.
+pub(crate) const LIFO_TURNS: usize = ROUND / 2;
+
+/// Runnables the work-first stack holds at most (rule 5).
+pub(crate) const LIFO_CAP: usize = 1024;
+
+/// Rounds after which the oldest runnable on the work-first stack is taken
+/// first, and rounds between two such turns (rule 5).
+pub(crate) const LIFO_AGE: u32 = 64;
+
 /// Busy rounds between two unconditional yields to glommio's other tasks.
 pub(crate) const YIELD_EVERY: u32 = 64;
 
-/// The ready queue: an intrusive FIFO through `Header::next`.
+/// The ready queue: an intrusive FIFO through `Header::next`, and the
+/// work-first stack (rule 5; a runnable is in at most one of them).
 #[derive(Default)]
 pub(crate) struct ReadyQueue {
     head: Cell<Option<NonNull<Header>>>,
     tail: Cell<Option<NonNull<Header>>>,
+    /// The work-first stack: top at the back, oldest at the front; each
+    /// with the round it was pushed in.
+    lifo: RefCell<VecDeque<(NonNull<Header>, u32)>>,
+    /// Rounds run so far (wrapping).
+    round: Cell<u32>,
+    /// This round's first stack turn goes to the oldest, which has waited
+    /// [`LIFO_AGE`] rounds.
+    oldest_due: Cell<bool>,
+    /// The last round whose first stack turn went to the oldest.
+    oldest_round: Cell<u32>,
 }
 
 impl ReadyQueue {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.head.get().is_none()
+        self.head.get().is_none() && self.lifo.borrow().is_empty()
     }
 
     /// # Safety
@@ -72,6 +116,56 @@ impl ReadyQueue {
         self.tail.set(Some(h));
     }
 
+    /// Pushes onto the work-first stack, or the back of the queue if the
+    /// stack is full (rule 5).
+    ///
+    /// # Safety
+    /// `h` is a live runnable of this shard that is not in the queue.
+    #[inline]
+    unsafe fn push_lifo(&self, h: NonNull<Header>) {
+        let mut lifo = self.lifo.borrow_mut();
+        if lifo.len() < LIFO_CAP {
+            lifo.push_back((h, self.round.get()));
+        } else {
+            drop(lifo);
+            // SAFETY: the caller's contract.
+            unsafe { self.push(h) };
+        }
+    }
+
+    /// Called at the start of a round.
+    #[inline]
+    fn start_round(&self) {
+        let round = self.round.get().wrapping_add(1);
+        self.round.set(round);
+        let oldest = self.lifo.borrow().front().map(|&(_, r)| r);
+        let due = oldest.is_some_and(|r| round.wrapping_sub(r) >= LIFO_AGE)
+            && round.wrapping_sub(self.oldest_round.get()) >= LIFO_AGE;
+        if due {
+            self.oldest_round.set(round);
+        }
+        self.oldest_due.set(due);
+    }
+
+    /// The next runnable of a round that has given the stack `lifo_turns`
+    /// turns so far (rule 5).
+    #[inline]
+    fn next(&self, lifo_turns: &mut usize) -> Option<NonNull<Header>> {
+        if *lifo_turns < LIFO_TURNS || self.head.get().is_none() {
+            let mut lifo = self.lifo.borrow_mut();
+            let h = if self.oldest_due.replace(false) {
+                lifo.pop_front()
+            } else {
+                lifo.pop_back()
+            };
+            if let Some((h, _)) = h {
+                *lifo_turns += 1;
+                return Some(h);
+            }
+        }
+        self.pop()
+    }
+
     #[inline]
     fn pop(&self) -> Option<NonNull<Header>> {
         let h = self.head.get()?;
@@ -88,6 +182,7 @@ impl ReadyQueue {
     pub(crate) fn clear(&self) {
         self.head.set(None);
         self.tail.set(None);
+        self.lifo.borrow_mut().clear();
     }
 }
 
@@ -113,7 +208,16 @@ impl Shard {
     #[inline]
     pub(crate) unsafe fn on_message(&self, h: NonNull<Header>) {
         // SAFETY: the caller's contract.
-        if unsafe { h.as_ref() }.run.get() == Run::Idle {
+        let header = unsafe { h.as_ref() };
+        if header.run.get() != Run::Idle {
+            return;
+        }
+        if self.in_turn.get() {
+            // Sent by the runnable in its turn: work first (rule 5).
+            header.run.set(Run::Queued);
+            // SAFETY: idle, so not in the queue (rule 1).
+            unsafe { self.ready.push_lifo(h) };
+        } else {
             // SAFETY: forwarded.
             unsafe { self.schedule(h) };
         }
@@ -170,13 +274,18 @@ impl Shard {
     /// run is handed to that runnable's `recover`, and the round goes on.
     #[inline(never)] // a stable symbol for profilers
     fn run_ready(self: &Rc<Self>) -> usize {
+        self.ready.start_round();
         let mut turns = 0;
+        let mut lifo_turns = 0;
         let running: Cell<Option<NonNull<Header>>> = Cell::new(None);
         loop {
-            let round = catch_unwind(AssertUnwindSafe(|| self.run_turns(&mut turns, &running)));
+            let round = catch_unwind(AssertUnwindSafe(|| {
+                self.run_turns(&mut turns, &mut lifo_turns, &running)
+            }));
             let Err(panic) = round else {
                 return turns;
             };
+            self.in_turn.set(false);
             let Some(h) = running.take() else {
                 // Not a runnable's: the scheduler's own code panicked.
                 std::panic::resume_unwind(panic);
@@ -192,14 +301,23 @@ impl Shard {
     }
 
     #[inline(always)]
-    fn run_turns(self: &Rc<Self>, turns: &mut usize, running: &Cell<Option<NonNull<Header>>>) {
+    fn run_turns(
+        self: &Rc<Self>,
+        turns: &mut usize,
+        lifo_turns: &mut usize,
+        running: &Cell<Option<NonNull<Header>>>,
+    ) {
         while *turns < ROUND {
-            let Some(h) = self.ready.pop() else { break };
+            let Some(h) = self.ready.next(lifo_turns) else {
+                break;
+            };
             *turns += 1;
             running.set(Some(h));
+            self.in_turn.set(true);
             // SAFETY: queued runnables are alive and belong to this shard;
             // `run` is the vtable's, matching the allocation's type.
             let outcome = unsafe { (h.as_ref().vtable.run)(h, self) };
+            self.in_turn.set(false);
             running.set(None);
             if outcome == Outcome::Requeue {
                 // SAFETY: it just left the queue and is still alive.

@@ -86,6 +86,9 @@ pub(crate) struct Shard {
     /// Tasks (`block_on` futures and the shard's own helpers) by key.
     pub(crate) tasks: RefCell<GenSlab<NonNull<Header>>>,
     pub(crate) ready: ReadyQueue,
+    /// A runnable's turn is in progress (rule 5 of `sched.rs`: what it
+    /// readies goes onto the work-first stack).
+    pub(crate) in_turn: Cell<bool>,
     /// This shard's part of the name registry.
     pub(crate) names: RefCell<Names>,
     pub(crate) replies: RefCell<GenSlab<ReplySlot>>,
@@ -204,6 +207,7 @@ impl Shard {
             procs: ProcTable::new(),
             tasks: RefCell::new(GenSlab::new()),
             ready: ReadyQueue::default(),
+            in_turn: Cell::new(false),
             names: RefCell::new(Names::default()),
             replies: RefCell::new(GenSlab::new()),
             outboxes: RefCell::new(
