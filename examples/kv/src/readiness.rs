@@ -62,8 +62,10 @@ use corelet::{Context, HandlerResult, Process};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -265,6 +267,8 @@ impl Reactor {
 pub struct Socket {
     fd: OwnedFd,
     token: u64,
+    /// Registered with this thread's epoll instance: not `Send`.
+    _shard: PhantomData<Rc<()>>,
 }
 
 impl Socket {
@@ -274,7 +278,11 @@ impl Socket {
         REACTOR.with(|r| {
             r.ensure_driver()?;
             let token = r.register(fd.as_raw_fd())?;
-            Ok(Socket { fd, token })
+            Ok(Socket {
+                fd,
+                token,
+                _shard: PhantomData,
+            })
         })
     }
 
