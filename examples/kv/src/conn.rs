@@ -1,16 +1,19 @@
 //! A client connection: one corelet process per socket, on the shard that
 //! accepted it.
 //!
-//! The process owns the socket. Reads run in a stream the process owns
-//! (`Context::attach_stream`) and arrive as `ConnMsg::Read` messages, one
-//! at a time: the process grants the next read only after it has answered
+//! The process owns the socket, registered with its shard's readiness
+//! reactor ([`crate::readiness`]: plain non-blocking `recv`/`send`, one
+//! `epoll_wait` per shard round for the sockets that must wait). Reads run
+//! in a stream the process owns (`Context::attach_stream`) and arrive as
+//! `ConnMsg::Read` messages, one at a time: the process grants the next read only after it has answered
 //! everything in the previous one. So the process is idle while a read is
 //! pending — a shutdown's `terminate` reaches it at once — and a client
 //! that pipelines faster than it reads its replies is throttled by TCP
 //! rather than buffered here.
 //!
-//! One read's commands are parsed without copying (arguments are slices of
-//! one frozen buffer) and grouped by owning shard into one batch per
+//! A read lands in spare capacity of a buffer shared by successive reads,
+//! and becomes the connection's input without a copy. One read's commands
+//! are parsed without copying (arguments are slices of one frozen buffer) and grouped by owning shard into one batch per
 //! shard, sent as asks; the replies are written back in command order.
 //! Multi-shard and whole-keyspace commands are barriers: the batches
 //! before them are answered first.
@@ -18,15 +21,13 @@
 use crate::batch::{Batch, Replies};
 use crate::cmd::{Cmd, Route};
 use crate::partition::PartMsg;
+use crate::readiness::Socket;
 use crate::resp::{self, Arg, ProtoError};
 use crate::route::shard_of;
 use crate::server::Shared;
 use bytes::{Bytes, BytesMut};
 use corelet::{Context, HandlerResult, OwnedRef, Process, StreamEvent};
-use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use std::cell::RefCell;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -36,18 +37,22 @@ use std::sync::Arc;
 const OUT_LIMIT: usize = 64 << 10;
 /// Commands per round of batches.
 const PLAN_LIMIT: usize = 512;
-/// Bytes asked for per read.
+/// Bytes allocated at a time for reads (successive reads fill one
+/// allocation).
 const READ_SIZE: usize = 16 << 10;
+/// A read asks for at least this much room (a new allocation if less is
+/// left).
+const READ_MIN: usize = 4 << 10;
 
 /// What a connection receives.
 pub enum ConnMsg {
     /// The next read from the socket (or its end).
-    Read(StreamEvent<std::io::Result<Bytes>>),
+    Read(StreamEvent<std::io::Result<BytesMut>>),
 }
 
 /// One client connection.
 pub struct Conn {
-    sock: Rc<RefCell<TcpStream>>,
+    sock: Option<Rc<Socket>>,
     srv: Arc<Shared>,
     shard: usize,
     id: u64,
@@ -122,16 +127,18 @@ impl Parsed {
     }
 }
 
-/// The socket's read side as a stream of chunks.
-fn reads(sock: Rc<RefCell<TcpStream>>) -> impl futures_lite::Stream<Item = std::io::Result<Bytes>> {
-    futures_lite::stream::unfold((sock, vec![0u8; READ_SIZE]), |(sock, mut buf)| async move {
-        let n =
-            std::future::poll_fn(|cx| Pin::new(&mut *sock.borrow_mut()).poll_read(cx, &mut buf))
-                .await;
+/// The socket's read side as a stream of chunks. Each chunk is split off
+/// one buffer whose spare capacity the next read fills.
+fn reads(sock: Rc<Socket>) -> impl futures_lite::Stream<Item = std::io::Result<BytesMut>> {
+    futures_lite::stream::unfold((sock, BytesMut::new()), |(sock, mut buf)| async move {
+        if buf.capacity() - buf.len() < READ_MIN {
+            buf.reserve(READ_SIZE);
+        }
+        let n = std::future::poll_fn(|cx| sock.poll_read_buf(cx, &mut buf)).await;
         match n {
             Ok(0) => None,
-            Ok(n) => {
-                let chunk = Bytes::copy_from_slice(&buf[..n]);
+            Ok(_) => {
+                let chunk = buf.split();
                 Some((Ok(chunk), (sock, buf)))
             }
             Err(e) => Some((Err(e), (sock, buf))),
@@ -140,10 +147,20 @@ fn reads(sock: Rc<RefCell<TcpStream>>) -> impl futures_lite::Stream<Item = std::
 }
 
 impl Conn {
-    /// A connection on `shard` over `stream`.
+    /// A connection on `shard` over `stream`, which moves to the shard's
+    /// readiness reactor (run on that shard). A socket that cannot be
+    /// registered is closed, and the connection stops as it starts.
     pub fn new(stream: TcpStream, srv: Arc<Shared>, shard: usize, id: u64) -> Self {
+        let _ = stream.set_nodelay(true);
+        let sock = match Socket::from_glommio(stream) {
+            Ok(s) => Some(Rc::new(s)),
+            Err(e) => {
+                eprintln!("corelet-kv: shard {shard}: connection not registered: {e}");
+                None
+            }
+        };
         Self {
-            sock: Rc::new(RefCell::new(stream)),
+            sock,
             srv,
             shard,
             id,
@@ -156,17 +173,8 @@ impl Conn {
     }
 
     async fn write_out(&mut self) -> std::io::Result<()> {
-        let mut pos = 0;
-        while pos < self.out.len() {
-            let buf = &self.out[pos..];
-            let n = std::future::poll_fn(|cx| {
-                Pin::new(&mut *self.sock.borrow_mut()).poll_write(cx, buf)
-            })
-            .await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            pos += n;
+        if let Some(sock) = &self.sock {
+            sock.write_all(&self.out).await?;
         }
         self.out.clear();
         Ok(())
@@ -463,8 +471,8 @@ impl Process for Conn {
     type Msg = ConnMsg;
 
     fn init(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
-        let _ = self.sock.borrow().set_nodelay(true);
-        let r = ctx.attach_stream(reads(self.sock.clone()), 1, ConnMsg::Read);
+        let sock = self.sock.clone().ok_or("socket not registered")?;
+        let r = ctx.attach_stream(reads(sock), 1, ConnMsg::Read);
         self.reader = Some(r);
         Ok(())
     }
@@ -472,7 +480,13 @@ impl Process for Conn {
     async fn handle(&mut self, ctx: &mut Context<Self>, msg: ConnMsg) -> HandlerResult {
         match msg {
             ConnMsg::Read(StreamEvent::Item(Ok(chunk))) => {
-                self.inbuf.extend_from_slice(&chunk);
+                // O(1) when the chunk follows the unparsed rest in memory
+                // (successive reads share a buffer); a copy otherwise.
+                if self.inbuf.is_empty() {
+                    self.inbuf = chunk;
+                } else {
+                    self.inbuf.unsplit(chunk);
+                }
                 match self.serve(ctx).await {
                     Ok(()) => {
                         if let Some(r) = self.reader {

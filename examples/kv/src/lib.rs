@@ -16,6 +16,7 @@ mod exec_types;
 mod info;
 pub mod log;
 pub mod partition;
+pub mod readiness;
 pub mod resp;
 pub mod route;
 pub mod server;
