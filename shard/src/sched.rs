@@ -48,8 +48,7 @@
 use crate::shard::Shard;
 use crate::table::{flags, Header, Outcome, Run, VTable};
 use std::any::TypeId;
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -76,27 +75,30 @@ pub(crate) const LIFO_AGE: u32 = 64;
 pub(crate) const YIELD_EVERY: u32 = 64;
 
 /// The ready queue: an intrusive FIFO through `Header::next`, and the
-/// work-first stack (rule 5; a runnable is in at most one of them).
+/// work-first stack through the same field (rule 5; a runnable is in at
+/// most one of them).
 #[derive(Default)]
 pub(crate) struct ReadyQueue {
     head: Cell<Option<NonNull<Header>>>,
     tail: Cell<Option<NonNull<Header>>>,
-    /// The work-first stack: top at the back, oldest at the front; each
-    /// with the round it was pushed in.
-    lifo: RefCell<VecDeque<(NonNull<Header>, u32)>>,
+    /// Top of the work-first stack.
+    top: Cell<Option<NonNull<Header>>>,
+    /// Runnables on the stack.
+    depth: Cell<usize>,
     /// Rounds run so far (wrapping).
     round: Cell<u32>,
-    /// This round's first stack turn goes to the oldest, which has waited
-    /// [`LIFO_AGE`] rounds.
-    oldest_due: Cell<bool>,
-    /// The last round whose first stack turn went to the oldest.
-    oldest_round: Cell<u32>,
+    /// The round since which the stack's bottom has been at the bottom.
+    bottom_since: Cell<u32>,
+    /// The last round whose first stack turn went to the bottom.
+    bottom_round: Cell<u32>,
+    /// This round's first stack turn goes to the bottom (the oldest).
+    bottom_due: Cell<bool>,
 }
 
 impl ReadyQueue {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.head.get().is_none() && self.lifo.borrow().is_empty()
+        self.head.get().is_none() && self.top.get().is_none()
     }
 
     /// # Safety
@@ -123,14 +125,49 @@ impl ReadyQueue {
     /// `h` is a live runnable of this shard that is not in the queue.
     #[inline]
     unsafe fn push_lifo(&self, h: NonNull<Header>) {
-        let mut lifo = self.lifo.borrow_mut();
-        if lifo.len() < LIFO_CAP {
-            lifo.push_back((h, self.round.get()));
-        } else {
-            drop(lifo);
+        let depth = self.depth.get();
+        if depth >= LIFO_CAP {
             // SAFETY: the caller's contract.
-            unsafe { self.push(h) };
+            return unsafe { self.push(h) };
         }
+        if depth == 0 {
+            self.bottom_since.set(self.round.get());
+        }
+        self.depth.set(depth + 1);
+        // SAFETY: the caller's contract; see `push`.
+        unsafe { h.as_ref().next.set(self.top.get()) };
+        self.top.set(Some(h));
+    }
+
+    #[inline]
+    fn pop_lifo(&self) -> Option<NonNull<Header>> {
+        let h = self.top.get()?;
+        // SAFETY: queued headers are alive (see `push`).
+        self.top.set(unsafe { h.as_ref() }.next.get());
+        self.depth.set(self.depth.get() - 1);
+        Some(h)
+    }
+
+    /// Takes the stack's bottom: a walk of at most [`LIFO_CAP`] links, once
+    /// every [`LIFO_AGE`] rounds at most.
+    fn pop_bottom(&self) -> Option<NonNull<Header>> {
+        let top = self.top.get()?;
+        let mut above: Option<NonNull<Header>> = None;
+        let mut h = top;
+        // SAFETY: queued headers are alive (see `push`).
+        while let Some(next) = unsafe { h.as_ref() }.next.get() {
+            above = Some(h);
+            h = next;
+        }
+        match above {
+            // SAFETY: as above.
+            Some(above) => unsafe { above.as_ref() }.next.set(None),
+            None => self.top.set(None),
+        }
+        self.depth.set(self.depth.get() - 1);
+        // The runnable above is the bottom from now on.
+        self.bottom_since.set(self.round.get());
+        Some(h)
     }
 
     /// Called at the start of a round.
@@ -138,13 +175,13 @@ impl ReadyQueue {
     fn start_round(&self) {
         let round = self.round.get().wrapping_add(1);
         self.round.set(round);
-        let oldest = self.lifo.borrow().front().map(|&(_, r)| r);
-        let due = oldest.is_some_and(|r| round.wrapping_sub(r) >= LIFO_AGE)
-            && round.wrapping_sub(self.oldest_round.get()) >= LIFO_AGE;
+        let due = self.top.get().is_some()
+            && round.wrapping_sub(self.bottom_since.get()) >= LIFO_AGE
+            && round.wrapping_sub(self.bottom_round.get()) >= LIFO_AGE;
         if due {
-            self.oldest_round.set(round);
+            self.bottom_round.set(round);
         }
-        self.oldest_due.set(due);
+        self.bottom_due.set(due);
     }
 
     /// The next runnable of a round that has given the stack `lifo_turns`
@@ -152,15 +189,14 @@ impl ReadyQueue {
     #[inline]
     fn next(&self, lifo_turns: &mut usize) -> Option<NonNull<Header>> {
         if *lifo_turns < LIFO_TURNS || self.head.get().is_none() {
-            let mut lifo = self.lifo.borrow_mut();
-            let h = if self.oldest_due.replace(false) {
-                lifo.pop_front()
+            let h = if self.bottom_due.replace(false) {
+                self.pop_bottom()
             } else {
-                lifo.pop_back()
+                self.pop_lifo()
             };
-            if let Some((h, _)) = h {
+            if h.is_some() {
                 *lifo_turns += 1;
-                return Some(h);
+                return h;
             }
         }
         self.pop()
@@ -182,7 +218,8 @@ impl ReadyQueue {
     pub(crate) fn clear(&self) {
         self.head.set(None);
         self.tail.set(None);
-        self.lifo.borrow_mut().clear();
+        self.top.set(None);
+        self.depth.set(0);
     }
 }
 
