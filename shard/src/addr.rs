@@ -107,7 +107,7 @@ impl<P: Process> Addr<P> {
     /// Fire-and-forget. Works on any shard thread; the message must be
     /// `Send` because the target may live on another shard. An error hands
     /// the message back (dead letters are also counted).
-    #[inline]
+    #[inline(always)]
     pub fn tell(&self, msg: P::Msg) -> Result<(), SendError<P::Msg>>
     where
         P::Msg: Send,

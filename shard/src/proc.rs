@@ -696,6 +696,7 @@ unsafe fn borrow<K: Kind>(p: *mut Proc<K>) -> (&'static mut K::P, &'static mut C
 
 /// # Safety
 /// `p` is a live `Proc<K>` whose slot is free.
+#[inline(always)]
 unsafe fn start_handle<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>, msg: <K::P as Process>::Msg) {
     // SAFETY: the slot is free (caller's contract); rule 2. The future is
     // written straight into its union field (not through a whole `Slot`).
@@ -779,6 +780,7 @@ fn waker_for<R>(h: NonNull<Header>, poll: impl FnOnce(&mut TaskContext<'_>) -> R
 
 /// # Safety
 /// `p`'s slot holds a live `handle` future.
+#[inline(always)]
 unsafe fn poll_handle<K: Kind>(p: *mut Proc<K>, h: NonNull<Header>) -> Step {
     // SAFETY: the tag said `HANDLE`; the future never moves (rule 2).
     let polled = waker_for(h, |cx| unsafe {
