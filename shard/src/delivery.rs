@@ -122,15 +122,19 @@ impl Shard {
     /// dropped: its timers and owned tasks are cancelled and its own
     /// monitors are dropped on their targets' side.
     pub(crate) fn release_context(&self, header: &Header) {
-        let (timers, owned, watching) = match header.extras_mut(|e| {
-            (
+        let parts = header.extras_mut(|e| {
+            // Most processes have none of the three: nothing to move out.
+            if e.timers.is_empty() && e.owned.is_empty() && e.watching.is_empty() {
+                return None;
+            }
+            Some((
                 std::mem::take(&mut e.timers),
                 std::mem::take(&mut e.owned),
                 std::mem::take(&mut e.watching),
-            )
-        }) {
-            Some(parts) => parts,
-            None => return,
+            ))
+        });
+        let Some(Some((timers, owned, watching))) = parts else {
+            return;
         };
         drop(timers); // cancels: no timer outlives its process
         drop(owned); // drops every owned future (and what it holds) now
@@ -184,27 +188,35 @@ impl Shard {
     }
 
     fn fan_out_exit(&self, pid: Pid, reason: &ExitReason, extras: &mut Extras) {
-        // Taken field by field rather than moving the whole (large) struct.
-        let waiter = extras.waiter.take();
-        let waiters = std::mem::take(&mut extras.waiters);
-        let links = std::mem::take(&mut extras.links);
-        let monitors = std::mem::take(&mut extras.monitors);
-        let names = std::mem::take(&mut extras.names);
-        for waiter in waiter.into_iter().chain(waiters) {
+        // Taken field by field rather than moving the whole (large)
+        // struct, and only when not empty (most exits have one waiter at
+        // most and nothing else: no iterator to set up and drop).
+        if let Some(waiter) = extras.waiter.take() {
             waiter.send(Some(reason.clone()));
         }
-        for monitor in monitors {
-            self.send_down(Down {
-                monitor,
-                pid,
-                reason: reason.clone(),
-            });
+        if !extras.waiters.is_empty() {
+            for waiter in std::mem::take(&mut extras.waiters) {
+                waiter.send(Some(reason.clone()));
+            }
         }
-        for linked in links {
-            self.send_link_exit(linked, pid, reason.clone());
+        if !extras.monitors.is_empty() {
+            for monitor in std::mem::take(&mut extras.monitors) {
+                self.send_down(Down {
+                    monitor,
+                    pid,
+                    reason: reason.clone(),
+                });
+            }
         }
-        for name in names {
-            self.release_name(name, pid);
+        if !extras.links.is_empty() {
+            for linked in std::mem::take(&mut extras.links) {
+                self.send_link_exit(linked, pid, reason.clone());
+            }
+        }
+        if !extras.names.is_empty() {
+            for name in std::mem::take(&mut extras.names) {
+                self.release_name(name, pid);
+            }
         }
     }
 }

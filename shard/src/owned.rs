@@ -108,6 +108,11 @@ pub(crate) struct Owned {
 }
 
 impl Owned {
+    /// Whether nothing is owned (or everything owned has finished).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
     fn start(&mut self, slot: Rc<Slot>, body: impl Future<Output = ()> + 'static) -> OwnedRef {
         self.live.retain(|(_, _, s)| !s.done());
         let id = self.next;
@@ -153,6 +158,9 @@ impl Drop for Owned {
     /// The owner exited: every owned future is dropped here, on the owner's
     /// shard, before the owner's exit is reported.
     fn drop(&mut self) {
+        if self.live.is_empty() {
+            return; // most processes never own a task: no drain to set up
+        }
         for (_, task, slot) in self.live.drain(..) {
             slot.cancel();
             finish(task);

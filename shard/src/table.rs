@@ -184,7 +184,7 @@ impl Header {
     /// Runs `f` on the extras, allocating them first if needed.
     pub(crate) fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
         let mut extras = self.extras.borrow_mut();
-        f(extras.get_or_insert_with(|| CachedBox::new(Extras::default())))
+        f(extras.get_or_insert_with(|| CachedBox::new_with(Extras::default)))
     }
 
     /// Runs `f` on the extras if they exist.

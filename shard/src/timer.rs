@@ -23,6 +23,11 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
+    /// Whether no timer was ever started (or all were forgotten).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
     /// Starts a timer: after `after`, then (for intervals) every `every`,
     /// call `fire`; stop when it returns `false`.
     pub(crate) fn start(
