@@ -161,22 +161,15 @@ pub(crate) struct CachedBox<T> {
 }
 
 impl<T> CachedBox<T> {
-    pub(crate) fn new(value: T) -> Self {
-        let ptr = alloc_block(Layout::new::<T>()).cast::<T>();
-        // SAFETY: a fresh block of `T`'s size and alignment (class blocks
-        // are `GRAIN`-aligned, and larger alignments bypass the cache).
-        unsafe { ptr.as_ptr().write(value) };
-        Self { ptr }
-    }
-
-    /// Like `new`, but makes the value after the block is taken, so that a
-    /// large value can be built in place rather than on the stack and then
-    /// copied (the process extras: 64 instructions of `memcpy` per first
-    /// use, measured with callgrind on spawn + wait).
+    /// A box holding `make()`. The value is made after the block is taken,
+    /// so that a large value can be built in place rather than on the stack
+    /// and then copied (the process extras: 64 instructions of `memcpy` per
+    /// first use, measured with callgrind on spawn + wait).
     #[inline(always)]
     pub(crate) fn new_with(make: impl FnOnce() -> T) -> Self {
         let ptr = alloc_block(Layout::new::<T>()).cast::<T>();
-        // SAFETY: as in `new`.
+        // SAFETY: a fresh block of `T`'s size and alignment (class blocks
+        // are `GRAIN`-aligned, and larger alignments bypass the cache).
         unsafe { ptr.as_ptr().write(make()) };
         Self { ptr }
     }
@@ -249,7 +242,7 @@ mod tests {
     #[test]
     fn cached_box_drops_its_value_once() {
         let token = std::rc::Rc::new(());
-        let boxed = CachedBox::new(token.clone());
+        let boxed = CachedBox::new_with(|| token.clone());
         assert_eq!(std::rc::Rc::strong_count(&token), 2);
         drop(boxed);
         assert_eq!(std::rc::Rc::strong_count(&token), 1);

@@ -197,6 +197,9 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Results> {
         }
     }
     let started = Instant::now();
+    // In-process workloads cannot be killed at a limit as children are:
+    // a hang ends the run with a message naming it instead.
+    let dog = crate::watchdog::Watchdog::start();
     for round in 0..=opts.rounds {
         for kind in order(&kinds, round) {
             let label = if round == 0 {
@@ -208,9 +211,11 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Results> {
             let session = Session::new(kind, opts.pin)?;
             let in_session = |w: &&Workload| !w.in_child() || own_process(kind);
             for &w in opts.workloads.iter().filter(in_session) {
+                let armed = dog.arm(format!("{kind} {w} ({label})"), opts.child_time);
                 let value = session
                     .run(w, if round == 0 { &warm } else { &sizes })
                     .map_err(|e| BenchError(format!("{kind} {w}: {e}")))?;
+                drop(armed);
                 if let (Some(v), true) = (value, round > 0) {
                     results.samples.entry((w, kind)).or_default().push(v);
                 }
@@ -302,9 +307,14 @@ pub fn scaling(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Sca
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let limits = Limits::new(opts.child_time);
     let mut points = Vec::new();
+    let dog = crate::watchdog::Watchdog::start();
     for shards in SCALING_SHARDS {
         let pinned = opts.pin && shards <= cores;
         progress(&format!("scaling: {shards} shards"));
+        let armed = dog.arm(
+            format!("corelet cross-shard scaling on {shards} shards"),
+            opts.child_time,
+        );
         let rt = on_corelet::build(shards, pinned)?;
         let (pairs, ring) = (pairs(shards), ring(shards));
         // The same number of messages in all, however many senders.
@@ -319,6 +329,7 @@ pub fn scaling(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Sca
             by_ring.push(t.per_unit());
         }
         drop(rt);
+        drop(armed);
         let mut skynet = Vec::new();
         if opts.workloads.contains(&Workload::Skynet) {
             for _ in 0..opts.rounds {

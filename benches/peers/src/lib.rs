@@ -53,6 +53,7 @@ pub mod report;
 pub mod rss;
 pub mod table;
 pub mod tokio_rt;
+pub mod watchdog;
 pub mod workload;
 
 pub use check::{BenchError, Result};
