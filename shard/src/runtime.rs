@@ -9,14 +9,18 @@ use crate::reply::Completion;
 use corelet_cross_shard::{ring, Doorbell, Notify};
 use crossbeam_queue::SegQueue;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
 /// Identifies a runtime within the process (pids are only meaningful in
-/// the runtime that issued them).
-pub(crate) type RuntimeId = u64;
+/// the runtime that issued them). Never reused: `Builder::build` refuses
+/// to make a runtime once the ids are spent (about four billion builds), so
+/// a stale reply handle can never name a later runtime's reply slot. 32
+/// bits rather than 64 keep a `ReplyTo` at 16 bytes, so that a request
+/// carrying one is a word smaller in every mailbox and ring slot.
+pub(crate) type RuntimeId = u32;
 
 /// Tunables, fixed when the runtime is built.
 #[derive(Clone, Debug)]
@@ -100,7 +104,7 @@ impl Shared {
     }
 }
 
-static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
+static NEXT_RUNTIME: AtomicU32 = AtomicU32::new(1);
 static RUNTIMES: Mutex<Vec<(RuntimeId, Weak<Shared>)>> = Mutex::new(Vec::new());
 
 /// Finds a live runtime by id (used to route replies from outside threads).
@@ -289,7 +293,11 @@ impl Builder {
             spin_before_park: self.spin_before_park.unwrap_or(Duration::from_micros(50)),
             process_budget: self.process_budget.unwrap_or(100).max(1),
         };
-        let id = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed); // a unique number; orders nothing
+        // A unique number; orders nothing. `fetch_update` rather than
+        // `fetch_add` so that the last id is never passed (no wrap, no reuse).
+        let id = NEXT_RUNTIME
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| id.checked_add(1))
+            .map_err(|_| Error::Build("runtime ids exhausted (2^32 - 1 runtimes built)".into()))?;
         let name = self.name.unwrap_or_else(|| format!("corelet-{id}"));
         let shared = Arc::new(Shared {
             id,

@@ -398,3 +398,24 @@ mod tests {
         assert_eq!(live, expected);
     }
 }
+#[cfg(test)]
+mod sizes {
+    use crate::reply::ReplyTo;
+    use std::mem::size_of;
+
+    #[test]
+    fn a_request_with_a_reply_handle_is_three_words_in_a_mailbox() {
+        // A reply handle is 16 bytes (runtime ids are 32 bits); a message
+        // enum carrying one, or a plain word, is 24; the mailbox item adds
+        // nothing (it uses the message's spare tag values).
+        #[allow(dead_code)]
+        enum Msg {
+            Add(u64),
+            Get(ReplyTo<(u64, u64)>),
+            Inc(ReplyTo<u64>),
+        }
+        assert_eq!(size_of::<ReplyTo<u64>>(), 16);
+        assert_eq!(size_of::<super::Item<Msg>>(), 24);
+        assert_eq!(size_of::<Option<super::Item<Msg>>>(), 24);
+    }
+}
