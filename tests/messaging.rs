@@ -643,6 +643,49 @@ fn non_send_messages_travel_on_one_shard_only() {
     .unwrap();
 }
 
+/// `send` waits for room in the ring itself: a long loop of sends, with
+/// no other yield, never parks a message in the overflow queue (where a
+/// burst of `tell`s does), and loses or reorders nothing.
+#[test]
+fn send_waits_for_ring_room_and_never_uses_the_overflow() {
+    const N: u64 = 20_000;
+    let rt = Runtime::builder()
+        .shards(2)
+        .pin(false)
+        .ring_capacity(4)
+        .overflow_limit(1 << 16)
+        .build()
+        .unwrap();
+    let sink = rt.spawn_on(ShardId(1), || Sink::new(1)).unwrap();
+    let (overflowed, report) = rt
+        .block_on(ShardId(0), move || async move {
+            for seq in 0..N {
+                sink.send(SinkMsg::Data { from: 0, seq }).await.unwrap();
+            }
+            // Read before the ask: an ask is never refused, so it may wait
+            // in the overflow itself.
+            let overflowed = corelet::shard_stats(ShardId(0)).await.unwrap().overflowed;
+            (overflowed, sink.ask(SinkMsg::Report).await.unwrap())
+        })
+        .unwrap();
+    assert_eq!(report.total, N, "every message arrived");
+    assert_eq!(report.out_of_order, 0, "in order");
+    assert_eq!(overflowed, 0, "send never queued in the overflow");
+    // The same loop with tell (a burst with no yield) does use it: the
+    // counter sees what the assertion above relies on.
+    let sink = rt.spawn_on(ShardId(1), || Sink::new(1)).unwrap();
+    rt.block_on(ShardId(0), move || async move {
+        for seq in 0..64 {
+            sink.tell(SinkMsg::Data { from: 0, seq }).unwrap();
+        }
+    })
+    .unwrap();
+    assert!(
+        rt.stats().unwrap()[0].overflowed > 0,
+        "tell bursts overflow"
+    );
+}
+
 /// An ask is never refused for back-pressure: with the ring and the
 /// overflow queue full of tells, a cross-shard ask still gets through.
 #[test]

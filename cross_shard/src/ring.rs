@@ -282,6 +282,17 @@ impl<T> Producer<T> {
         count
     }
 
+    /// Whether a [`push`](Self::push) would succeed now. Re-reads the
+    /// consumer's position only when the cached one shows the ring full
+    /// (as `push` does), so it costs no cache miss while there is room.
+    pub fn has_room(&mut self) -> bool {
+        let capacity = self.capacity();
+        if self.write.wrapping_sub(self.cached_head) == capacity {
+            self.refresh_head();
+        }
+        self.write.wrapping_sub(self.cached_head) < capacity
+    }
+
     /// Number of values pushed but not yet published.
     #[inline]
     pub fn unpublished(&self) -> usize {
@@ -563,6 +574,23 @@ mod tests {
     #[should_panic(expected = "at least 1")]
     fn zero_capacity_panics() {
         let _ = ring::<u8>(0);
+    }
+
+    #[test]
+    fn has_room_agrees_with_push() {
+        let (mut tx, mut rx) = ring::<u32>(4);
+        for i in 0..4 {
+            assert!(tx.has_room());
+            tx.push(i).unwrap();
+        }
+        assert!(!tx.has_room(), "full, published or not");
+        tx.publish();
+        assert!(!tx.has_room());
+        assert_eq!(rx.pop(), Some(0));
+        assert!(tx.has_room(), "a taken value frees its slot");
+        tx.push(4).unwrap();
+        assert!(!tx.has_room());
+        assert!(tx.push(5).is_err());
     }
 
     #[test]

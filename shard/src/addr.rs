@@ -138,7 +138,11 @@ impl<P: Process> Addr<P> {
     {
         let mut msg = msg;
         loop {
-            match self.tell(msg) {
+            let sent = match crate::shard::current_ref() {
+                Some(here) => route(here, self.pid, msg, Priority::Wait),
+                None => Err(SendError::NotInRuntime(msg)),
+            };
+            match sent {
                 Err(SendError::Full(m)) => {
                     msg = m;
                     futures_lite::future::yield_now().await;

@@ -61,6 +61,20 @@ pub(crate) struct Outbox {
     overflow: VecDeque<Envelope>,
 }
 
+impl Outbox {
+    /// Moves overflow into the ring, oldest first, as far as it has room,
+    /// then publishes everything pushed; returns how many became visible.
+    fn refill(&mut self) -> usize {
+        while let Some(env) = self.overflow.pop_front() {
+            if let Err(full) = self.producer.push(env) {
+                self.overflow.push_front(full.0);
+                break;
+            }
+        }
+        self.producer.publish()
+    }
+}
+
 /// Why an outbox refused a payload.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Refused {
@@ -75,6 +89,12 @@ pub(crate) enum Refused {
 pub(crate) enum Priority {
     /// A user message: refused with `Full` past the overflow limit.
     User,
+    /// A user message from [`crate::Addr::send`], which waits for room:
+    /// refused with `Full` as soon as the ring has none, so that a sender
+    /// that waits never queues in the overflow (measured: a `send` loop
+    /// that kept 65,536 envelopes, 4 MiB, in the overflow queue spent more
+    /// time copying them through it than the receiver spent delivering).
+    Wait,
     /// Replies, signals, bookkeeping: never refused.
     System,
 }
@@ -296,8 +316,13 @@ impl Shard {
                 return Err((Refused::Closed, payload));
             }
         };
-        if priority == Priority::User && outbox.overflow.len() >= self.shared.config.overflow_limit
-        {
+        let refuse = match priority {
+            Priority::User => outbox.overflow.len() >= self.shared.config.overflow_limit,
+            // Room in the ring now, and nothing queued ahead (FIFO).
+            Priority::Wait => !outbox.overflow.is_empty() || !outbox.producer.has_room(),
+            Priority::System => false,
+        };
+        if refuse {
             return Err((Refused::Full, payload));
         }
         let envelope = envelope(payload);
@@ -305,8 +330,10 @@ impl Shard {
         if !outbox.overflow.is_empty() {
             // FIFO per pair: once anything waits, everything waits behind it.
             outbox.overflow.push_back(envelope);
+            bump(&self.counters.overflowed);
         } else if let Err(full) = outbox.producer.push(envelope) {
             outbox.overflow.push_back(full.0);
+            bump(&self.counters.overflowed);
         } else if outbox.producer.unpublished() >= BATCH {
             let _ = outbox.producer.publish();
             drop(outboxes);
@@ -351,13 +378,7 @@ impl Shard {
             let mut outboxes = self.outboxes.borrow_mut();
             for (i, slot) in outboxes.iter_mut().enumerate() {
                 let Some(outbox) = slot else { continue };
-                while let Some(env) = outbox.overflow.pop_front() {
-                    if let Err(full) = outbox.producer.push(env) {
-                        outbox.overflow.push_front(full.0);
-                        break;
-                    }
-                }
-                if outbox.producer.publish() > 0 {
+                if outbox.refill() > 0 {
                     to_ring.push(i);
                 }
                 if !outbox.overflow.is_empty() {

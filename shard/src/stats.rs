@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub(crate) cross_received: Cell<u64>,
     pub(crate) late_replies: Cell<u64>,
     pub(crate) wakeups_sent: Cell<u64>,
+    pub(crate) overflowed: Cell<u64>,
     pub(crate) exits: [Cell<u64>; 6],
 }
 
@@ -95,6 +96,11 @@ pub struct ShardStats {
     pub late_replies: u64,
     /// Doorbell notifications this shard sent to sleeping shards.
     pub wakeups_sent: u64,
+    /// Envelopes this shard sent that found the ring towards their shard
+    /// full (or others already waiting) and waited in the overflow queue:
+    /// back-pressure that `tell` absorbed. [`crate::Addr::send`] waits for
+    /// ring room instead, so its messages never count here.
+    pub overflowed: u64,
     /// Names registered on this shard's part of the registry.
     pub names: u64,
 }
@@ -122,6 +128,7 @@ impl Counters {
             cross_received: self.cross_received.get(),
             late_replies: self.late_replies.get(),
             wakeups_sent: self.wakeups_sent.get(),
+            overflowed: self.overflowed.get(),
             names,
         }
     }
