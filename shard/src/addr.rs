@@ -194,7 +194,7 @@ impl<P: Process> Addr<P> {
             // The failed message (and its ReplyTo) is already dropped; the
             // slot holds `NoReply`, but the delivery error is more precise.
             Err(e) => Ask::failed(e),
-            Ok(()) => Ask::pending(reply),
+            Ok(()) => Ask::pending(reply.asking(self.pid)),
         }
     }
 }

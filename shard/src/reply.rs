@@ -242,6 +242,14 @@ fn deliver<R: Send + 'static>(target: Target<R>, answer: Option<R>) {
     }
 }
 
+impl<R> Reply<R> {
+    /// Names the process asked, for the hand-off at the first poll.
+    pub(crate) fn asking(mut self, target: Pid) -> Self {
+        self.target = Some(target);
+        self
+    }
+}
+
 impl Shard {
     /// Allocates a reply slot for an ask made on this shard.
     pub(crate) fn reply_slot<R: Send + 'static>(self: &Rc<Self>) -> (ReplyTo<R>, Reply<R>) {
@@ -260,6 +268,7 @@ impl Shard {
             slot,
             generation,
             done: false,
+            target: None,
             _reply: PhantomData,
         };
         (to, reply)
@@ -303,6 +312,9 @@ pub struct Reply<R> {
     slot: u32,
     generation: u32,
     done: bool,
+    /// The process asked, until the first poll: a hand-off candidate
+    /// (rule 6 of `sched.rs`).
+    target: Option<Pid>,
     _reply: PhantomData<fn() -> R>,
 }
 
@@ -318,6 +330,11 @@ impl<R: 'static> Future for Reply<R> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         assert!(!self.done, "Reply polled after completion");
         let this = &mut *self;
+        if let Some(target) = this.target.take() {
+            // The first poll of an ask of a process of this shard: if the
+            // request made it the next to run, run it now (it may answer).
+            this.shard.hand_off(target);
+        }
         // One borrow and one lookup per poll, also the one that frees the
         // slot.
         let mut replies = this.shard.replies.borrow_mut();

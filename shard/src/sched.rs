@@ -44,6 +44,19 @@
 //!    `LIFO_CAP × LIFO_AGE` rounds however busy the top is. (Taking the
 //!    oldest every round instead breaks depth-first order: each round
 //!    would open another subtree, and skynet went back to 500,000 alive.)
+//! 6. Hand-off: a runnable that awaits the reply to an ask it just made of
+//!    a process of its own shard, where that process is the top of the
+//!    work-first stack (it was idle, and the request readied it), runs that
+//!    process's turn at once, inside its own poll ([`Shard::hand_off`]),
+//!    instead of suspending, going through the scheduler and being woken
+//!    by the reply. The turn is the one rule 5 would run next anyway; only
+//!    the switch to it and back is saved (measured with callgrind: the
+//!    local ask round trip from 863 to 619 instructions). It happens only
+//!    at an `.await` of the ask (never inside `ask()`, so no other process
+//!    runs between two awaits of the asker), only during a scheduler turn,
+//!    never nested (the target's own asks take the ordinary path, so the
+//!    stack depth is bounded), and a panic in the target is the target's:
+//!    it is caught and recovered here, as the scheduler would.
 
 use crate::shard::Shard;
 use crate::table::{flags, Header, Outcome, Run, VTable};
@@ -304,6 +317,47 @@ impl Shard {
             // SAFETY: found in its table, so alive and of this shard.
             unsafe { self.on_wake(h) };
         }
+    }
+
+    /// Rule 6: runs the turn of process `pid` now, inside the current
+    /// runnable's turn, if `pid` is the top of the work-first stack. Returns
+    /// whether it ran.
+    pub(crate) fn hand_off(self: &Rc<Self>, pid: crate::pid::Pid) -> bool {
+        if !self.in_turn.get() || self.handing_off.get() || pid.shard() != self.id {
+            return false;
+        }
+        let Some(h) = self.procs.get(pid.slot(), pid.generation()) else {
+            return false;
+        };
+        if self.ready.top.get() != Some(h) {
+            return false;
+        }
+        let popped = self.ready.pop_lifo();
+        debug_assert_eq!(popped, Some(h));
+        /// Clears `handing_off` however the turn ends.
+        struct Nested<'a>(&'a Cell<bool>);
+        impl Drop for Nested<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        self.handing_off.set(true);
+        let _nested = Nested(&self.handing_off);
+        // SAFETY: `h` was queued (the top of the stack), so it is a live
+        // process of this shard that is not running; now it is out of the
+        // queue, as `run` requires. `run` and `recover` are its vtable's.
+        let outcome = match catch_unwind(AssertUnwindSafe(|| unsafe {
+            (h.as_ref().vtable.run)(h, self)
+        })) {
+            Ok(outcome) => outcome,
+            // SAFETY: the panic unwound out of `h`'s own run.
+            Err(panic) => unsafe { (h.as_ref().vtable.recover)(h, self, panic) },
+        };
+        if outcome == Outcome::Requeue {
+            // SAFETY: it left the queue above and is still alive.
+            unsafe { self.ready.push(h) };
+        }
+        true
     }
 
     /// Runs up to [`ROUND`] turns from the ready queue; returns how many.

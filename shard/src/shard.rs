@@ -109,6 +109,9 @@ pub(crate) struct Shard {
     /// A runnable's turn is in progress (rule 5 of `sched.rs`: what it
     /// readies goes onto the work-first stack).
     pub(crate) in_turn: Cell<bool>,
+    /// A hand-off is running its target (rule 6 of `sched.rs`): no second
+    /// one nests inside it.
+    pub(crate) handing_off: Cell<bool>,
     /// This shard's part of the name registry.
     pub(crate) names: RefCell<Names>,
     pub(crate) replies: RefCell<GenSlab<ReplySlot>>,
@@ -228,6 +231,7 @@ impl Shard {
             tasks: RefCell::new(GenSlab::new()),
             ready: ReadyQueue::default(),
             in_turn: Cell::new(false),
+            handing_off: Cell::new(false),
             names: RefCell::new(Names::default()),
             replies: RefCell::new(GenSlab::new()),
             outboxes: RefCell::new(
