@@ -219,3 +219,45 @@ fn nothing_runs_between_ask_and_its_await() {
         .unwrap();
     assert_eq!((before, after, answer), (0, 1, 1));
 }
+
+/// Sets a flag when it handles anything.
+struct Flagger(Rc<Cell<bool>>);
+
+impl Process for Flagger {
+    type Msg = ();
+    async fn handle(&mut self, _ctx: &mut Context<Self>, _msg: ()) -> HandlerResult {
+        self.0.set(true);
+        Ok(())
+    }
+}
+
+/// Asks after which the loop below gives up, so that a starvation bug
+/// fails the test instead of hanging it.
+const SAFETY_LIMIT: u64 = 2_000_000;
+
+/// A loop of asks of an idle local process is answered by hand-offs, so it
+/// would never suspend; it must still give the shard back now and then
+/// (here: a process readied before the loop gets to run while the loop
+/// goes on).
+#[test]
+fn a_loop_of_local_asks_does_not_starve_its_shard() {
+    let rt = runtime(1);
+    let asked = rt
+        .block_on(corelet::ShardId(0), || async {
+            let flag = Rc::new(Cell::new(false));
+            let flagger = corelet::spawn(Flagger(flag.clone())).unwrap();
+            let counter = corelet::spawn(Counter::default()).unwrap();
+            flagger.tell(()).unwrap();
+            let mut asked = 0;
+            while !flag.get() && asked < SAFETY_LIMIT {
+                counter.ask(CounterMsg::Inc).await.unwrap();
+                asked += 1;
+            }
+            asked
+        })
+        .unwrap();
+    assert!(
+        asked < SAFETY_LIMIT,
+        "the flagger never ran while the loop asked"
+    );
+}

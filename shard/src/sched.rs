@@ -55,8 +55,12 @@
 //!    at an `.await` of the ask (never inside `ask()`, so no other process
 //!    runs between two awaits of the asker), only during a scheduler turn,
 //!    never nested (the target's own asks take the ordinary path, so the
-//!    stack depth is bounded), and a panic in the target is the target's:
-//!    it is caught and recovered here, as the scheduler would.
+//!    stack depth is bounded), at most `Builder::process_budget` times per
+//!    turn (a loop of asks would otherwise never suspend, and nothing else
+//!    would run on the shard: the ordinary path then gives the scheduler
+//!    its turn back, as rule 3 does for a flood), and a panic in the
+//!    target is the target's: it is caught and recovered here, as the
+//!    scheduler would.
 
 use crate::shard::Shard;
 use crate::table::{flags, Header, Outcome, Run, VTable};
@@ -326,6 +330,10 @@ impl Shard {
         if !self.in_turn.get() || self.handing_off.get() || pid.shard() != self.id {
             return false;
         }
+        let made = self.handoffs.get();
+        if made >= self.budget() {
+            return false;
+        }
         let Some(h) = self.procs.get(pid.slot(), pid.generation()) else {
             return false;
         };
@@ -334,6 +342,7 @@ impl Shard {
         }
         let popped = self.ready.pop_lifo();
         debug_assert_eq!(popped, Some(h));
+        self.handoffs.set(made + 1);
         /// Clears `handing_off` however the turn ends.
         struct Nested<'a>(&'a Cell<bool>);
         impl Drop for Nested<'_> {
@@ -405,6 +414,7 @@ impl Shard {
             *turns += 1;
             running.set(Some(h));
             self.in_turn.set(true);
+            self.handoffs.set(0);
             // SAFETY: queued runnables are alive and belong to this shard;
             // `run` is the vtable's, matching the allocation's type.
             let outcome = unsafe { (h.as_ref().vtable.run)(h, self) };

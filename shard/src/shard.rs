@@ -112,6 +112,9 @@ pub(crate) struct Shard {
     /// A hand-off is running its target (rule 6 of `sched.rs`): no second
     /// one nests inside it.
     pub(crate) handing_off: Cell<bool>,
+    /// Hand-offs made in the current turn (rule 6 of `sched.rs`: at most
+    /// the process budget per turn).
+    pub(crate) handoffs: Cell<u32>,
     /// This shard's part of the name registry.
     pub(crate) names: RefCell<Names>,
     pub(crate) replies: RefCell<GenSlab<ReplySlot>>,
@@ -232,6 +235,7 @@ impl Shard {
             ready: ReadyQueue::default(),
             in_turn: Cell::new(false),
             handing_off: Cell::new(false),
+            handoffs: Cell::new(0),
             names: RefCell::new(Names::default()),
             replies: RefCell::new(GenSlab::new()),
             outboxes: RefCell::new(
