@@ -225,7 +225,11 @@ pub fn wait(pid: Pid) -> Wait {
         Ok(here) => {
             let (waiter, reply) = here.reply_slot::<Option<ExitReason>>();
             here.wait_from(pid, waiter);
-            Ok(reply)
+            // Awaiting a process of this shard that is next to run runs its
+            // turn at once (the ask hand-off, rule 6 of `sched.rs`): a
+            // process told to finish and then waited for exits inside the
+            // waiter's first poll.
+            Ok(reply.asking(pid))
         }
     };
     Wait {
