@@ -120,7 +120,7 @@ impl<P: Process> Context<P> {
         let monitor = self.header().with_extras(|e| {
             let monitor = MonitorRef::new(watcher, pid, e.next_monitor);
             e.next_monitor += 1;
-            e.watching.push(monitor);
+            e.rare().watching.push(monitor);
             monitor
         });
         self.with_here(|s| s.monitor(monitor));
@@ -141,14 +141,14 @@ impl<P: Process> Context<P> {
     /// Forgets a monitor; `true` if it was still active.
     pub(crate) fn forget_monitor(&mut self, monitor: &MonitorRef) -> bool {
         self.header()
-            .extras_mut(|e| match e.watching.iter().position(|m| m == monitor) {
-                Some(i) => {
-                    e.watching.swap_remove(i);
-                    true
-                }
-                None => false,
+            .extras_mut(|e| {
+                let watching = &mut e.rare.as_deref_mut()?.watching;
+                let i = watching.iter().position(|m| m == monitor)?;
+                watching.swap_remove(i);
+                Some(())
             })
-            .unwrap_or(false)
+            .flatten()
+            .is_some()
     }
 
     /// Sends `msg` to `to` after `after`. Cancelled by
@@ -160,7 +160,7 @@ impl<P: Process> Context<P> {
     {
         let mut msg = Some(msg);
         self.header().with_extras(|e| {
-            e.timers.start(after, None, move || {
+            e.rare().timers.start(after, None, move || {
                 if let Some(m) = msg.take() {
                     let _ = to.tell(m);
                 }
@@ -175,7 +175,7 @@ impl<P: Process> Context<P> {
         let me = self.addr();
         let mut msg = Some(msg);
         self.header().with_extras(|e| {
-            e.timers.start(after, None, move || {
+            e.rare().timers.start(after, None, move || {
                 if let Some(m) = msg.take() {
                     let _ = me.tell_local(m);
                 }
@@ -197,7 +197,7 @@ impl<P: Process> Context<P> {
         Q::Msg: Send,
     {
         self.header().with_extras(|e| {
-            e.timers.start(every, Some(every), move || {
+            e.rare().timers.start(every, Some(every), move || {
                 !matches!(to.tell(make()), Err(crate::SendError::NoProcess(_)))
             })
         })
@@ -207,13 +207,14 @@ impl<P: Process> Context<P> {
     /// message will now never be sent).
     pub fn cancel_timer(&mut self, timer: TimerRef) -> bool {
         self.header()
-            .extras_mut(|e| e.timers.cancel(timer))
+            .extras_mut(|e| e.rare.as_deref_mut().map(|r| r.timers.cancel(timer)))
+            .flatten()
             .unwrap_or(false)
     }
 
     /// Runs `f` on this process's owned tasks (allocating the extras).
     pub(crate) fn with_owned<R>(&mut self, f: impl FnOnce(&mut crate::owned::Owned) -> R) -> R {
-        self.header().with_extras(|e| f(&mut e.owned))
+        self.header().with_extras(|e| f(&mut e.rare().owned))
     }
 
     /// Runs `f` on this process's owned tasks, if it has any extras.
@@ -221,13 +222,16 @@ impl<P: Process> Context<P> {
         &self,
         f: impl FnOnce(&mut crate::owned::Owned) -> R,
     ) -> Option<R> {
-        self.header().extras_mut(|e| f(&mut e.owned))
+        self.header()
+            .extras_mut(|e| e.rare.as_deref_mut().map(|r| f(&mut r.owned)))
+            .flatten()
     }
 
     /// Timers of this process that have not finished.
     pub fn pending_timers(&self) -> usize {
         self.header()
-            .extras_mut(|e| e.timers.pending())
+            .extras_mut(|e| e.rare.as_deref().map(|r| r.timers.pending()))
+            .flatten()
             .unwrap_or(0)
     }
 }

@@ -112,7 +112,7 @@ impl Shard {
         match self.header(pid) {
             Some(header) => header.with_extras(|e| match e.waiter {
                 None => e.waiter = Some(waiter),
-                Some(_) => e.waiters.push(waiter),
+                Some(_) => e.rare().waiters.push(waiter),
             }),
             None => waiter.send(None),
         }
@@ -124,13 +124,14 @@ impl Shard {
     pub(crate) fn release_context(&self, header: &Header) {
         let parts = header.extras_mut(|e| {
             // Most processes have none of the three: nothing to move out.
-            if e.timers.is_empty() && e.owned.is_empty() && e.watching.is_empty() {
+            let r = e.rare.as_deref_mut()?;
+            if r.timers.is_empty() && r.owned.is_empty() && r.watching.is_empty() {
                 return None;
             }
             Some((
-                std::mem::take(&mut e.timers),
-                std::mem::take(&mut e.owned),
-                std::mem::take(&mut e.watching),
+                std::mem::take(&mut r.timers),
+                std::mem::take(&mut r.owned),
+                std::mem::take(&mut r.watching),
             ))
         });
         let Some(Some((timers, owned, watching))) = parts else {
@@ -194,13 +195,16 @@ impl Shard {
         if let Some(waiter) = extras.waiter.take() {
             waiter.send(Some(reason.clone()));
         }
-        if !extras.waiters.is_empty() {
-            for waiter in std::mem::take(&mut extras.waiters) {
+        let Some(rare) = extras.rare.as_deref_mut() else {
+            return;
+        };
+        if !rare.waiters.is_empty() {
+            for waiter in std::mem::take(&mut rare.waiters) {
                 waiter.send(Some(reason.clone()));
             }
         }
-        if !extras.monitors.is_empty() {
-            for monitor in std::mem::take(&mut extras.monitors) {
+        if !rare.monitors.is_empty() {
+            for monitor in std::mem::take(&mut rare.monitors) {
                 self.send_down(Down {
                     monitor,
                     pid,
@@ -208,13 +212,13 @@ impl Shard {
                 });
             }
         }
-        if !extras.links.is_empty() {
-            for linked in std::mem::take(&mut extras.links) {
+        if !rare.links.is_empty() {
+            for linked in std::mem::take(&mut rare.links) {
                 self.send_link_exit(linked, pid, reason.clone());
             }
         }
-        if !extras.names.is_empty() {
-            for name in std::mem::take(&mut extras.names) {
+        if !rare.names.is_empty() {
+            for name in std::mem::take(&mut rare.names) {
                 self.release_name(name, pid);
             }
         }

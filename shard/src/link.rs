@@ -111,8 +111,9 @@ impl Shard {
             return;
         };
         header.with_extras(|e| {
-            if !e.links.contains(&to) {
-                e.links.push(to);
+            let links = &mut e.rare().links;
+            if !links.contains(&to) {
+                links.push(to);
             }
         });
         if to.shard().index() >= self.shared.shards.len() {
@@ -126,8 +127,9 @@ impl Shard {
     fn accept_link(&self, pid: Pid, from: Pid) {
         let alive = self.header(pid).map(|header| {
             header.with_extras(|e| {
-                if !e.links.contains(&from) {
-                    e.links.push(from);
+                let links = &mut e.rare().links;
+                if !links.contains(&from) {
+                    links.push(from);
                 }
             })
         });
@@ -149,14 +151,14 @@ impl Shard {
             return false;
         };
         header
-            .extras_mut(|e| match e.links.iter().position(|p| *p == other) {
-                Some(i) => {
-                    e.links.swap_remove(i);
-                    true
-                }
-                None => false,
+            .extras_mut(|e| {
+                let links = &mut e.rare.as_deref_mut()?.links;
+                let i = links.iter().position(|p| *p == other)?;
+                links.swap_remove(i);
+                Some(())
             })
-            .unwrap_or(false)
+            .flatten()
+            .is_some()
     }
 
     /// Sends `from`'s exit signal to the linked process `to`.
@@ -214,7 +216,7 @@ impl Shard {
         let target = monitor.target;
         let alive = self
             .header(target)
-            .map(|header| header.with_extras(|e| e.monitors.push(monitor)));
+            .map(|header| header.with_extras(|e| e.rare().monitors.push(monitor)));
         if alive.is_none() {
             self.send_down(Down {
                 monitor,
@@ -231,7 +233,11 @@ impl Shard {
         }
         self.on_owner(monitor.target, move |s| {
             if let Some(header) = s.header(monitor.target) {
-                header.extras_mut(|e| e.monitors.retain(|m| *m != monitor));
+                header.extras_mut(|e| {
+                    if let Some(r) = e.rare.as_deref_mut() {
+                        r.monitors.retain(|m| *m != monitor);
+                    }
+                });
             }
         });
     }

@@ -147,7 +147,7 @@ impl Shard {
                 if let Some(span) = &e.span {
                     span.record("name", name.as_str());
                 }
-                e.names.push(name.clone());
+                e.rare().names.push(name.clone());
             });
             true
         });

@@ -193,25 +193,19 @@ impl Header {
     }
 }
 
-/// The rarely used parts of a process: exit hooks, context lists, the
-/// cached waker, the tracing span.
+/// The rarely used parts of a process: an exit waiter, the stop reason,
+/// the cached waker, the tracing span; and, behind one more box, the
+/// context lists. The split is by cost: a process that is only waited for
+/// (spawn, message, exit, the commonest life) allocates and drops the small
+/// part alone (measured with callgrind: dropping the whole struct, every
+/// empty list checked, was 85 instructions of the 1,568 of spawn + message
+/// + exit + wait).
 #[derive(Default)]
 pub(crate) struct Extras {
     /// Told the exit reason when the process exits: the first one here
-    /// (most processes have at most one), the others in `waiters`.
+    /// (most processes have at most one), the others in `Rare::waiters`.
     pub(crate) waiter: Option<ReplyTo<Option<ExitReason>>>,
-    pub(crate) waiters: Vec<ReplyTo<Option<ExitReason>>>,
-    pub(crate) links: Vec<Pid>,
-    /// Monitors *of* this process (watchers to send `Down` to).
-    pub(crate) monitors: Vec<MonitorRef>,
-    pub(crate) names: Vec<String>,
-    /// This process's own monitors that have not delivered their `Down`
-    /// and were not demonitored (the watcher side, `Context::monitor`).
-    pub(crate) watching: Vec<MonitorRef>,
     pub(crate) next_monitor: u64,
-    pub(crate) timers: Timers,
-    /// Owned tasks and streams (`owned.rs`), dropped with the timers.
-    pub(crate) owned: crate::owned::Owned,
     /// The reason given to `Context::stop_with`, if not `Normal`.
     pub(crate) stop: Option<ExitReason>,
     /// Lane items still to handle before a `Shutdown` takes effect.
@@ -220,6 +214,31 @@ pub(crate) struct Extras {
     /// made on the first clone of its borrowed waker and reused.
     pub(crate) waker: Option<std::task::Waker>,
     pub(crate) span: Option<tracing::Span>,
+    /// Links, monitors, names, timers, owned tasks: allocated on first use.
+    pub(crate) rare: Option<Box<Rare>>,
+}
+
+/// The context lists of a process (see [`Extras`]).
+#[derive(Default)]
+pub(crate) struct Rare {
+    pub(crate) waiters: Vec<ReplyTo<Option<ExitReason>>>,
+    pub(crate) links: Vec<Pid>,
+    /// Monitors *of* this process (watchers to send `Down` to).
+    pub(crate) monitors: Vec<MonitorRef>,
+    pub(crate) names: Vec<String>,
+    /// This process's own monitors that have not delivered their `Down`
+    /// and were not demonitored (the watcher side, `Context::monitor`).
+    pub(crate) watching: Vec<MonitorRef>,
+    pub(crate) timers: Timers,
+    /// Owned tasks and streams (`owned.rs`), dropped with the timers.
+    pub(crate) owned: crate::owned::Owned,
+}
+
+impl Extras {
+    /// The context lists, allocated if needed.
+    pub(crate) fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 /// One slot of the table.
