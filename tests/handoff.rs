@@ -115,7 +115,7 @@ fn a_target_that_panics_during_a_hand_off_is_the_one_that_exits() {
             // that its ask is not itself inside a hand-off).
             let fragile = corelet::spawn(Fragile).unwrap();
             let asker = corelet::spawn(Asker {
-                target: fragile.clone(),
+                target: fragile,
                 seen: None,
             })
             .unwrap();

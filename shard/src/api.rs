@@ -12,7 +12,7 @@ use crate::process::Process;
 use crate::registry::RegistryError;
 use crate::reply::{Completion, ReplyTo};
 use crate::runtime::{not_on_shard, Runtime};
-use crate::shard::{current, current_pid, with_current, with_pid, Priority, Shard};
+use crate::shard::{current, current_pid, with_current, Priority, Shard};
 use crate::stats::ShardStats;
 use crate::table::{flags, Signal};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -49,8 +49,12 @@ impl Shard {
             header.set(flags::SPAN);
             header.with_extras(|e| e.span = Some(span.clone()));
         }
-        // SAFETY: a freshly allocated `P` that has never run.
-        let init = with_pid(pid, || unsafe { crate::proc::init::<P>(h) });
+        // `init` runs marked as this process, so that it sees its own pid.
+        let init = {
+            let _running = crate::waker::polling(h);
+            // SAFETY: a freshly allocated `P` that has never run.
+            unsafe { crate::proc::init::<P>(h) }
+        };
         if let Err(reason) = init {
             tracing::debug!(parent: &span, %pid, %reason, "init failed");
             // Links, monitors and names made by `init` hear of the failure.

@@ -28,7 +28,7 @@ use crate::context::Context;
 use crate::exit::{panic_message, ExitReason};
 use crate::pid::Pid;
 use crate::process::{HandlerResult, Process};
-use crate::shard::{Shard, CURRENT_PID};
+use crate::shard::Shard;
 use crate::table::{flags, Header, Item, Outcome, Run, Signal, System, VTable};
 use corelet_mailbox::Mailbox;
 use std::alloc::Layout;
@@ -433,7 +433,7 @@ unsafe fn free<K: Kind>(p: *mut Proc<K>) {
 unsafe fn run<K: Kind>(h: NonNull<Header>, shard: &Rc<Shard>) -> Outcome {
     // SAFETY: the caller's contract.
     let header = unsafe { h.as_ref() };
-    let _pid = PidGuard(CURRENT_PID.replace(Some(header.pid)));
+    // Also what `current_pid` reads, and restored however the run ends.
     let _polling = crate::waker::polling(h);
     let span = if header.has(flags::SPAN) {
         header.extras_mut(|e| e.span.clone()).flatten()
@@ -450,16 +450,6 @@ unsafe fn run<K: Kind>(h: NonNull<Header>, shard: &Rc<Shard>) -> Outcome {
     let outcome = unsafe { run_until::<K>(h, shard, &mut budget, &mut handled) };
     shard.count_handled(handled);
     outcome
-}
-
-/// Restores `CURRENT_PID`, also when a panic unwinds through [`run`].
-struct PidGuard(Option<Pid>);
-
-impl Drop for PidGuard {
-    #[inline(always)]
-    fn drop(&mut self) {
-        CURRENT_PID.set(self.0);
-    }
 }
 
 /// A hook panicked during [`run`]: see [`recover`]. A process that still

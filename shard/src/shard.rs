@@ -138,8 +138,6 @@ thread_local! {
     /// by the shard thread's setup and teardown (`pool.rs`), never while a
     /// `with_current` closure runs.
     static CURRENT: Cell<*const Shard> = const { Cell::new(std::ptr::null()) };
-    /// The pid of the process the scheduler is running on this thread.
-    pub(crate) static CURRENT_PID: Cell<Option<Pid>> = const { Cell::new(None) };
 }
 
 /// Runs `f` with this thread's shard, if this is a shard thread.
@@ -203,21 +201,13 @@ pub(crate) fn take_current() -> Option<Rc<Shard>> {
     (!current.is_null()).then(|| unsafe { Rc::from_raw(current) })
 }
 
-/// The pid of the process whose hook is running on this thread.
+/// The pid of the process whose hook is running on this thread: the
+/// runnable the scheduler marked as being run (`waker::polling`), unless it
+/// is a task. One thread-local serves both (a separate `Option<Pid>` cell,
+/// set and restored around every turn, cost a store-forwarding stall per
+/// turn: 5 % of spawn + message + exit's samples under `perf`).
 pub(crate) fn current_pid() -> Option<Pid> {
-    CURRENT_PID.get()
-}
-
-/// Runs `f` with [`current_pid`] naming `pid` (used around `init`).
-pub(crate) fn with_pid<T>(pid: Pid, f: impl FnOnce() -> T) -> T {
-    struct Restore(Option<Pid>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CURRENT_PID.set(self.0);
-        }
-    }
-    let _restore = Restore(CURRENT_PID.replace(Some(pid)));
-    f()
+    crate::waker::polling_pid()
 }
 
 impl Shard {

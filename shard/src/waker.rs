@@ -42,6 +42,19 @@ pub(crate) fn polling(h: NonNull<Header>) -> Polling {
     Polling(POLLING.replace(Some(h)))
 }
 
+/// The pid of the runnable marked by [`polling`], if it is a process (a
+/// task has no pid of its own).
+#[inline]
+pub(crate) fn polling_pid() -> Option<Pid> {
+    let h = POLLING.get()?;
+    // SAFETY: a marked runnable is alive while its mark stands: the mark is
+    // restored when its run returns, and a run frees the allocation only
+    // as its last step (after which no code that could read the mark runs
+    // before the guard is dropped).
+    let header = unsafe { h.as_ref() };
+    (!header.has(flags::TASK)).then_some(header.pid)
+}
+
 /// Restores the previous [`polling`] mark.
 pub(crate) struct Polling(Option<NonNull<Header>>);
 
