@@ -253,7 +253,7 @@ impl<R> Reply<R> {
 impl Shard {
     /// Allocates a reply slot for an ask made on this shard.
     pub(crate) fn reply_slot<R: Send + 'static>(self: &Rc<Self>) -> (ReplyTo<R>, Reply<R>) {
-        let (slot, generation) = self.replies.borrow_mut().insert(ReplySlot::default());
+        let (slot, generation) = self.replies.borrow_mut().insert_with(ReplySlot::default);
         let to = ReplyTo {
             target: Some(Target::Shard {
                 runtime: self.shared.id,
