@@ -9,7 +9,9 @@
 //!   rings: messages and asks from other shards and from outside threads
 //!   still arrive;
 //! - work first (what a turn readies runs next, from a stack) cannot starve
-//!   what waits lower on that stack.
+//!   what waits lower on that stack;
+//! - a loop of requests answered at once (a local `whereis`) still gives
+//!   the shard back (the cooperative budget of replies).
 
 use corelet::{Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
 use std::cell::Cell;
@@ -334,5 +336,47 @@ fn a_ping_pong_pair_does_not_starve_what_waits_below_it_on_the_stack() {
     assert!(
         seen < SAFETY_LIMIT,
         "the latecomer ran only when the pair gave up ({seen} bounces)"
+    );
+}
+
+/// Sets a flag when it handles anything.
+struct Flag(Rc<Cell<bool>>);
+
+impl Process for Flag {
+    type Msg = ();
+    async fn handle(&mut self, _ctx: &mut Context<Self>, _msg: ()) -> HandlerResult {
+        self.0.set(true);
+        Ok(())
+    }
+}
+
+/// Lookups after which the loop gives up, so that a starvation bug fails
+/// the test instead of hanging it.
+const LOOKUP_LIMIT: u64 = 2_000_000;
+
+/// `whereis` of a name on this shard is answered before its reply is first
+/// polled, so a loop of lookups is always ready; a process readied before
+/// the loop must still run while the loop goes on.
+#[test]
+fn a_loop_of_lookups_answered_at_once_does_not_starve_its_shard() {
+    let rt = Runtime::builder().shards(1).pin(false).build().unwrap();
+    let looked_up = rt
+        .block_on(ShardId(0), || async {
+            let flag = Rc::new(Cell::new(false));
+            let flagger = corelet::spawn(Flag(flag.clone())).unwrap();
+            corelet::register("flagger", flagger.pid()).await.unwrap();
+            flagger.tell(()).unwrap();
+            let mut looked_up = 0;
+            while !flag.get() && looked_up < LOOKUP_LIMIT {
+                let found = corelet::whereis("flagger").await.unwrap();
+                assert_eq!(found, Some(flagger.pid()));
+                looked_up += 1;
+            }
+            looked_up
+        })
+        .unwrap();
+    assert!(
+        looked_up < LOOKUP_LIMIT,
+        "the flagger never ran while the loop looked up"
     );
 }

@@ -115,6 +115,9 @@ pub(crate) struct Shard {
     /// Hand-offs made in the current turn (rule 6 of `sched.rs`: at most
     /// the process budget per turn).
     pub(crate) handoffs: Cell<u32>,
+    /// Replies found ready at their poll in the current turn (the
+    /// cooperative budget of `Reply::poll`).
+    pub(crate) ready_replies: Cell<u32>,
     /// This shard's part of the name registry.
     pub(crate) names: RefCell<Names>,
     pub(crate) replies: RefCell<GenSlab<ReplySlot>>,
@@ -226,6 +229,7 @@ impl Shard {
             in_turn: Cell::new(false),
             handing_off: Cell::new(false),
             handoffs: Cell::new(0),
+            ready_replies: Cell::new(0),
             names: RefCell::new(Names::default()),
             replies: RefCell::new(GenSlab::new()),
             outboxes: RefCell::new(
