@@ -70,6 +70,18 @@ impl Envelope {
 
     /// Runs the envelope on its destination shard. A panic (a user factory
     /// or a user value's `Drop`) unwinds to the caller, which contains it.
+    /// Runs the envelope where it lies (a ring slot), without copying it
+    /// out first.
+    ///
+    /// # Safety
+    /// `at` points to a valid envelope that the caller owns and never uses
+    /// again: this call consumes it.
+    #[inline]
+    pub(crate) unsafe fn run_at(at: *mut Envelope, shard: &Rc<Shard>) {
+        // SAFETY: the caller's contract; `call` consumes the payload.
+        unsafe { ((*at).call)(std::ptr::addr_of_mut!((*at).payload).cast(), Some(shard)) }
+    }
+
     #[inline]
     pub(crate) fn run(self, shard: &Rc<Shard>) {
         let mut this = ManuallyDrop::new(self);

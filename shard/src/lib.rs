@@ -43,7 +43,7 @@ pub use exit::ExitReason;
 pub use link::{Down, MonitorRef};
 pub use owned::{OwnedRef, StreamEvent};
 pub use pid::{Pid, ShardId};
-pub use process::{HandlerResult, Process};
+pub use process::{Handled, HandlerResult, Process};
 pub use registry::RegistryError;
 pub use reply::{Reply, ReplyTo};
 pub use runtime::{Builder, Runtime};

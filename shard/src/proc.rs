@@ -15,8 +15,10 @@
 //!    is the whole argument for the `'static` borrows below.
 //! 3. At most one hook future is alive at a time (`Header::fut` says which
 //!    one): a process handles one message at a time.
-//! 4. A handler that completes without awaiting costs no waker clone and no
-//!    task switch: the scheduler polls it once with a borrowed waker that
+//! 4. A message is first offered to `Process::handle_now`, a plain call
+//!    with no future. A message it hands on becomes a `handle` future; one
+//!    that completes without awaiting costs no waker clone and no task
+//!    switch: the scheduler polls it once with a borrowed waker that
 //!    points at the header. Only a future that returns `Pending` stays in
 //!    the slot; its wake-up puts the process back on the ready queue.
 //! 5. A small hook slot is part of the process allocation; a large one is
@@ -27,7 +29,7 @@
 use crate::context::Context;
 use crate::exit::{panic_message, ExitReason};
 use crate::pid::Pid;
-use crate::process::{HandlerResult, Process};
+use crate::process::{Handled, HandlerResult, Process};
 use crate::shard::Shard;
 use crate::table::{flags, Header, Item, Outcome, Run, Signal, System, VTable};
 use corelet_mailbox::Mailbox;
@@ -543,11 +545,19 @@ unsafe fn run_until<K: Kind>(
                 match item {
                     Item::User(msg) => {
                         *handled += 1;
-                        // SAFETY: no hook future alive, so the slot is free;
-                        // then it holds the live `handle` future.
-                        unsafe {
-                            start_handle::<K>(p, h, msg);
-                            poll_handle::<K>(p, h)
+                        // SAFETY: no hook future alive, so nothing else
+                        // borrows the state or the context; these borrows
+                        // end with the call (rule 2 holds trivially).
+                        let (state, ctx) = unsafe { borrow::<K>(p) };
+                        match state.handle_now(ctx, msg) {
+                            Handled::Done(Ok(())) => Step::Next,
+                            Handled::Done(Err(e)) => Step::Stop(ExitReason::Error(e.to_string())),
+                            // SAFETY: no hook future alive, so the slot is
+                            // free; then it holds the live `handle` future.
+                            Handled::Later(msg) => unsafe {
+                                start_handle::<K>(p, h, msg);
+                                poll_handle::<K>(p, h)
+                            },
                         }
                     }
                     Item::System(system) => {

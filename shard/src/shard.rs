@@ -187,6 +187,7 @@ pub(crate) fn current_ref<'a>() -> Option<&'a Shard> {
 }
 
 /// This thread's shard, if any.
+#[inline]
 pub(crate) fn current() -> Option<Rc<Shard>> {
     with_current(Rc::clone)
 }
@@ -418,7 +419,11 @@ impl Shard {
                     let mut inboxes = self.inboxes.borrow_mut();
                     let mut taken = 0;
                     if let Some(consumer) = inboxes.get_mut(i) {
-                        taken = consumer.drain(DRAIN_LIMIT, |env| env.run(self));
+                        // SAFETY: `run_at` consumes each envelope, in
+                        // its slot, exactly once.
+                        taken = unsafe {
+                            consumer.drain_in_place(DRAIN_LIMIT, |env| Envelope::run_at(env, self))
+                        };
                     }
                     taken
                 }));

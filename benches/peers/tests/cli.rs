@@ -203,7 +203,9 @@ fn instruction_counts_repeat_when_valgrind_is_installed() {
         )
     };
     let (first, second) = (count(), count());
-    assert!(first.0 > first.1 && first.1 > 0.0, "{first:?}");
+    // Real counts: each message costs some instructions in either runtime
+    // (which one is cheaper depends on the build's optimisation level).
+    assert!(first.0 > 10.0 && first.1 > 10.0, "{first:?}");
     assert!(
         (first.0 - second.0).abs() < 5.0,
         "{first:?} then {second:?}"

@@ -13,8 +13,8 @@ use crate::check::{check_eq, BenchError, Ctx, Result, Timed, Window};
 use crate::rss;
 use crate::workload::{sum_below, Sizes, Workload};
 use corelet::{
-    Addr, AskError, Context, ExitReason, HandlerResult, Pid, Process, ReplyTo, Runtime, SendError,
-    ShardId,
+    Addr, AskError, Context, ExitReason, Handled, HandlerResult, Pid, Process, ReplyTo, Runtime,
+    SendError, ShardId,
 };
 use std::cell::Cell;
 use std::future::Future;
@@ -121,7 +121,9 @@ pub(crate) enum CounterMsg {
 impl Process for Counter {
     type Msg = CounterMsg;
 
-    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: CounterMsg) -> HandlerResult {
+    // Nothing here awaits, so everything is handled at once (no future);
+    // `handle` is not needed.
+    fn handle_now(&mut self, _ctx: &mut Context<Self>, msg: CounterMsg) -> Handled<CounterMsg> {
         match msg {
             CounterMsg::Add(v) => {
                 self.count += 1;
@@ -133,7 +135,7 @@ impl Process for Counter {
                 reply.send(self.count);
             }
         }
-        Ok(())
+        Handled::Done(Ok(()))
     }
 }
 
@@ -206,10 +208,10 @@ pub(crate) struct Once {
 impl Process for Once {
     type Msg = u64;
 
-    async fn handle(&mut self, ctx: &mut Context<Self>, v: u64) -> HandlerResult {
+    fn handle_now(&mut self, ctx: &mut Context<Self>, v: u64) -> Handled<u64> {
         self.total.set(self.total.get() + v);
         ctx.stop();
-        Ok(())
+        Handled::Done(Ok(()))
     }
 }
 
