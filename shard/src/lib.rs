@@ -32,7 +32,7 @@ mod table;
 mod timer;
 mod waker;
 
-pub use addr::{Addr, Ask};
+pub use addr::{Addr, Ask, Sending};
 pub use api::{
     current_shard, kill, local_stats, register, self_pid, shard_count, shutdown, spawn, spawn_on,
     terminate, unregister, wait, whereis, ExitWatch, Wait,

@@ -3,7 +3,7 @@
 use super::{on, run_sender, stop_all, Counter, CounterMsg, Once, Sender};
 use crate::check::{check_eq, BenchError, Ctx, Result, Timed, XorShift};
 use crate::workload::{skynet_processes, sum_below};
-use corelet::{Addr, Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
+use corelet::{Addr, Context, Handled, HandlerResult, Process, ReplyTo, Runtime, ShardId};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -29,29 +29,33 @@ enum PingerMsg {
 impl Process for Pinger {
     type Msg = PingerMsg;
 
-    async fn handle(&mut self, ctx: &mut Context<Self>, msg: PingerMsg) -> HandlerResult {
-        match msg {
-            PingerMsg::Start { rounds, pong, done } => {
-                self.left = rounds;
-                self.pong = Some(pong);
-                self.done = Some(done);
-                pong.tell(PongerMsg::Ping(ctx.addr()))?;
-            }
-            PingerMsg::Pong => {
-                self.hits += 1;
-                self.left -= 1;
-                match (self.left, self.pong) {
-                    (0, _) => {
-                        if let Some(done) = self.done.take() {
-                            done.send(self.hits);
+    // Nothing here awaits: handled at once, with no future.
+    fn handle_now(&mut self, ctx: &mut Context<Self>, msg: PingerMsg) -> Handled<PingerMsg> {
+        let result = (|| -> HandlerResult {
+            match msg {
+                PingerMsg::Start { rounds, pong, done } => {
+                    self.left = rounds;
+                    self.pong = Some(pong);
+                    self.done = Some(done);
+                    pong.tell(PongerMsg::Ping(ctx.addr()))?;
+                }
+                PingerMsg::Pong => {
+                    self.hits += 1;
+                    self.left -= 1;
+                    match (self.left, self.pong) {
+                        (0, _) => {
+                            if let Some(done) = self.done.take() {
+                                done.send(self.hits);
+                            }
                         }
+                        (_, Some(pong)) => pong.tell(PongerMsg::Ping(ctx.addr()))?,
+                        (_, None) => return Err("pong before start".into()),
                     }
-                    (_, Some(pong)) => pong.tell(PongerMsg::Ping(ctx.addr()))?,
-                    (_, None) => return Err("pong before start".into()),
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })();
+        Handled::Done(result)
     }
 }
 
@@ -69,15 +73,19 @@ enum PongerMsg {
 impl Process for Ponger {
     type Msg = PongerMsg;
 
-    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: PongerMsg) -> HandlerResult {
-        match msg {
-            PongerMsg::Ping(from) => {
-                self.pings += 1;
-                from.tell(PingerMsg::Pong)?;
+    // Nothing here awaits: handled at once, with no future.
+    fn handle_now(&mut self, _ctx: &mut Context<Self>, msg: PongerMsg) -> Handled<PongerMsg> {
+        let result = (|| -> HandlerResult {
+            match msg {
+                PongerMsg::Ping(from) => {
+                    self.pings += 1;
+                    from.tell(PingerMsg::Pong)?;
+                }
+                PongerMsg::Count(reply) => reply.send(self.pings),
             }
-            PongerMsg::Count(reply) => reply.send(self.pings),
-        }
-        Ok(())
+            Ok(())
+        })();
+        Handled::Done(result)
     }
 }
 
@@ -189,24 +197,28 @@ enum RingMsg {
 impl Process for RingNode {
     type Msg = RingMsg;
 
-    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: RingMsg) -> HandlerResult {
-        match msg {
-            RingMsg::Next(next) => self.next = Some(next),
-            RingMsg::Token {
-                left: 0,
-                hops,
-                done,
-            } => done.send((self.index, hops)),
-            RingMsg::Token { left, hops, done } => {
-                let next = self.next.ok_or("token before the ring was closed")?;
-                next.tell(RingMsg::Token {
-                    left: left - 1,
-                    hops: hops + 1,
+    // Nothing here awaits: handled at once, with no future.
+    fn handle_now(&mut self, _ctx: &mut Context<Self>, msg: RingMsg) -> Handled<RingMsg> {
+        let result = (|| -> HandlerResult {
+            match msg {
+                RingMsg::Next(next) => self.next = Some(next),
+                RingMsg::Token {
+                    left: 0,
+                    hops,
                     done,
-                })?;
+                } => done.send((self.index, hops)),
+                RingMsg::Token { left, hops, done } => {
+                    let next = self.next.ok_or("token before the ring was closed")?;
+                    next.tell(RingMsg::Token {
+                        left: left - 1,
+                        hops: hops + 1,
+                        done,
+                    })?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })();
+        Handled::Done(result)
     }
 }
 
@@ -268,21 +280,25 @@ impl BigActor {
 impl Process for BigActor {
     type Msg = BigMsg;
 
-    async fn handle(&mut self, ctx: &mut Context<Self>, msg: BigMsg) -> HandlerResult {
-        match msg {
-            BigMsg::Peers(peers) => self.peers = Some(peers),
-            BigMsg::Start => self.ping(ctx.addr())?,
-            BigMsg::Ping(from) => from.tell(BigMsg::Pong)?,
-            BigMsg::Pong => {
-                self.pongs += 1;
-                if self.pings_left > 0 {
-                    self.ping(ctx.addr())?;
-                } else {
-                    self.sink.tell(SinkMsg::Done(self.pongs))?;
+    // Nothing here awaits: handled at once, with no future.
+    fn handle_now(&mut self, ctx: &mut Context<Self>, msg: BigMsg) -> Handled<BigMsg> {
+        let result = (|| -> HandlerResult {
+            match msg {
+                BigMsg::Peers(peers) => self.peers = Some(peers),
+                BigMsg::Start => self.ping(ctx.addr())?,
+                BigMsg::Ping(from) => from.tell(BigMsg::Pong)?,
+                BigMsg::Pong => {
+                    self.pongs += 1;
+                    if self.pings_left > 0 {
+                        self.ping(ctx.addr())?;
+                    } else {
+                        self.sink.tell(SinkMsg::Done(self.pongs))?;
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })();
+        Handled::Done(result)
     }
 }
 
@@ -302,7 +318,8 @@ enum SinkMsg {
 impl Process for Sink {
     type Msg = SinkMsg;
 
-    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: SinkMsg) -> HandlerResult {
+    // Nothing here awaits: handled at once, with no future.
+    fn handle_now(&mut self, _ctx: &mut Context<Self>, msg: SinkMsg) -> Handled<SinkMsg> {
         match msg {
             SinkMsg::Expect(n, reply) => self.expect = Some((n, reply)),
             SinkMsg::Done(pongs) => {
@@ -319,7 +336,7 @@ impl Process for Sink {
                 reply.send(self.total);
             }
         }
-        Ok(())
+        Handled::Done(Ok(()))
     }
 }
 
