@@ -11,7 +11,8 @@
 //! - work first (what a turn readies runs next, from a stack) cannot starve
 //!   what waits lower on that stack;
 //! - a loop of requests answered at once (a local `whereis`) still gives
-//!   the shard back (the cooperative budget of replies).
+//!   the shard back, and so does a loop of `send().await` that always
+//!   finds room (the cooperative budget of the runtime's futures).
 
 use corelet::{Context, HandlerResult, Process, ReplyTo, Runtime, ShardId};
 use std::cell::Cell;
@@ -378,5 +379,34 @@ fn a_loop_of_lookups_answered_at_once_does_not_starve_its_shard() {
     assert!(
         looked_up < LOOKUP_LIMIT,
         "the flagger never ran while the loop looked up"
+    );
+}
+
+/// A `send` to a process of the same shard always finds room, so a loop of
+/// `send().await` is always ready: a process readied before the loop must
+/// still run while the loop goes on.
+#[test]
+fn a_loop_of_sends_that_always_find_room_does_not_starve_its_shard() {
+    let rt = Runtime::builder().shards(1).pin(false).build().unwrap();
+    let sent = rt
+        .block_on(ShardId(0), || async {
+            let flag = Rc::new(Cell::new(false));
+            let flagger = corelet::spawn(Flag(flag.clone())).unwrap();
+            let sink = corelet::spawn(Flooded {
+                handled: Rc::default(),
+            })
+            .unwrap();
+            flagger.tell(()).unwrap();
+            let mut sent = 0;
+            while !flag.get() && sent < LOOKUP_LIMIT {
+                sink.send(()).await.unwrap();
+                sent += 1;
+            }
+            sent
+        })
+        .unwrap();
+    assert!(
+        sent < LOOKUP_LIMIT,
+        "the flagger never ran while the loop sent"
     );
 }

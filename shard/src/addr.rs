@@ -299,6 +299,10 @@ where
             panic!("`Sending` polled after it completed");
         };
         let sent = match crate::shard::current_ref() {
+            // Cooperative budget (`Shard::spend_ready`): a loop of sends
+            // that always find room gives its shard back after
+            // `process_budget` of them in one turn.
+            Some(here) if !here.spend_ready() => Err(SendError::Full(msg)),
             Some(here) => route(here, self.pid, msg, Priority::Wait),
             None => Err(SendError::NotInRuntime(msg)),
         };

@@ -361,21 +361,12 @@ impl<R: 'static> Future for Reply<R> {
         let slot = replies
             .get_mut(this.slot, this.generation)
             .expect("a reply slot lives until its Reply is done or dropped");
-        if slot.answered && this.shard.in_turn.get() {
-            // Cooperative budget: a loop of requests that are answered at
-            // once (a local `whereis`, asks answered by hand-offs) would
-            // never suspend, and nothing else would run on the shard. Past
-            // `process_budget` ready replies in one turn, the reply waits
-            // in its slot for the runnable's next turn (it asks to be
-            // polled again at once), as a flooded process waits after its
-            // budget of messages.
-            let ready = this.shard.ready_replies.get() + 1;
-            this.shard.ready_replies.set(ready);
-            if ready > this.shard.budget() {
-                drop(replies);
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
+        // Cooperative budget (`Shard::spend_ready`): past it, the reply
+        // waits in its slot for the runnable's next turn.
+        if slot.answered && !this.shard.spend_ready() {
+            drop(replies);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         if !slot.answered {
             match crate::waker::local_key(cx.waker()) {

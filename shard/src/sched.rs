@@ -415,7 +415,7 @@ impl Shard {
             running.set(Some(h));
             self.in_turn.set(true);
             self.handoffs.set(0);
-            self.ready_replies.set(0);
+            self.ready_at_once.set(0);
             // SAFETY: queued runnables are alive and belong to this shard;
             // `run` is the vtable's, matching the allocation's type.
             let outcome = unsafe { (h.as_ref().vtable.run)(h, self) };

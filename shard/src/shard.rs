@@ -115,9 +115,10 @@ pub(crate) struct Shard {
     /// Hand-offs made in the current turn (rule 6 of `sched.rs`: at most
     /// the process budget per turn).
     pub(crate) handoffs: Cell<u32>,
-    /// Replies found ready at their poll in the current turn (the
-    /// cooperative budget of `Reply::poll`).
-    pub(crate) ready_replies: Cell<u32>,
+    /// The runtime's futures found ready at their poll in the current turn
+    /// (replies, sends): the cooperative budget of `Reply::poll` and
+    /// `Sending::poll` (see `Shard::spend_ready`).
+    pub(crate) ready_at_once: Cell<u32>,
     /// This shard's part of the name registry.
     pub(crate) names: RefCell<Names>,
     pub(crate) replies: RefCell<GenSlab<ReplySlot>>,
@@ -230,7 +231,7 @@ impl Shard {
             in_turn: Cell::new(false),
             handing_off: Cell::new(false),
             handoffs: Cell::new(0),
-            ready_replies: Cell::new(0),
+            ready_at_once: Cell::new(0),
             names: RefCell::new(Names::default()),
             replies: RefCell::new(GenSlab::new()),
             outboxes: RefCell::new(
@@ -279,6 +280,25 @@ impl Shard {
     #[inline]
     pub(crate) fn budget(&self) -> u32 {
         self.budget
+    }
+
+    /// The cooperative budget of the runtime's own futures. A loop of
+    /// requests answered at once (a local `whereis`, asks answered by
+    /// hand-offs) or of sends that always find room (to a process of this
+    /// shard, or to a ring drained as fast as it fills) would never
+    /// suspend, and nothing else would run on the shard. Each such future,
+    /// found ready during a turn, spends one unit; past `process_budget` in
+    /// one turn this returns `false` and the future asks to be polled again
+    /// on the runnable's next turn, as a flooded process waits after its
+    /// budget of messages.
+    #[inline]
+    pub(crate) fn spend_ready(&self) -> bool {
+        if !self.in_turn.get() {
+            return true;
+        }
+        let ready = self.ready_at_once.get() + 1;
+        self.ready_at_once.set(ready);
+        ready <= self.budget
     }
 
     pub(crate) fn stats(&self) -> ShardStats {
