@@ -44,6 +44,11 @@ pub struct RunInfo {
     /// ns per round trip of a cache line between two spinning threads (see
     /// [`line_round_trip_ns`]).
     pub line_ns: f64,
+    /// ns per item of a bare queue flooded and drained (see
+    /// [`bare_queue_ns`]).
+    pub queue_ns: f64,
+    /// M msg/s through corelet's bare ring (see [`bare_ring_mmsgs`]).
+    pub ring_mmsgs: f64,
     /// `go version`, if Go is installed.
     pub go: Option<String>,
 }
@@ -121,6 +126,83 @@ pub fn line_round_trip_ns(round_trips: u64) -> f64 {
     lines[0].0.store(STOP, Ordering::Release);
     let _ = echo.join();
     ns
+}
+
+/// ns per item of a bare queue flooded, then drained: `n` 16-byte items
+/// pushed into a `VecDeque` that starts empty (and grows by doubling), then
+/// all popped and summed; the median of 5 rounds, a fresh queue each round.
+/// There is no runtime in it at all: it is the memory traffic of the local
+/// tell workload (which queues every message before the counter runs) on
+/// this machine, and so that workload's floor.
+pub fn bare_queue_ns(n: u64) -> f64 {
+    use std::collections::VecDeque;
+    use std::hint::black_box;
+    let mut rounds: Vec<f64> = (0..5)
+        .map(|_| {
+            let mut queue = VecDeque::new();
+            let started = std::time::Instant::now();
+            for i in 0..n {
+                queue.push_back(black_box((1u64, i)));
+            }
+            let mut sum = 0u64;
+            while let Some((a, b)) = queue.pop_front() {
+                sum = sum.wrapping_add(a).wrapping_add(b);
+            }
+            black_box(sum);
+            started.elapsed().as_nanos() as f64 / n.max(1) as f64
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[rounds.len() / 2]
+}
+
+/// Millions of messages per second through corelet's own SPSC ring
+/// (`corelet_cross_shard::ring`, 1,024 slots) between two spinning
+/// threads: 64-byte values (an envelope's size), published every 16 as
+/// the shards do, the consumer draining in batches and reading each value.
+/// No mailbox, table or process: the ring's own pace on this machine, the
+/// floor of cross-shard tell.
+pub fn bare_ring_mmsgs(n: u64) -> f64 {
+    /// One cache line, like an envelope.
+    #[derive(Clone, Copy)]
+    #[repr(align(64))]
+    struct Line([u64; 8]);
+    if std::thread::available_parallelism().map_or(1, |p| p.get()) < 2 {
+        return f64::NAN;
+    }
+    let (mut tx, mut rx) = corelet_cross_shard::ring::<Line>(1024);
+    let reader = std::thread::spawn(move || {
+        let (mut got, mut sum) = (0u64, 0u64);
+        let started = std::time::Instant::now();
+        while got < n {
+            let taken = rx.drain(256, |line| sum = sum.wrapping_add(line.0[0]));
+            got += taken as u64;
+            if taken == 0 {
+                if rx.is_abandoned() && rx.is_empty() {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        std::hint::black_box(sum);
+        (got, started.elapsed())
+    });
+    let mut line = Line([0; 8]);
+    for i in 0..n {
+        line.0[0] = i;
+        while let Err(full) = tx.push(line) {
+            line = full.into_inner();
+            tx.publish();
+            std::hint::spin_loop();
+        }
+        if tx.unpublished() >= 16 {
+            tx.publish();
+        }
+    }
+    tx.publish();
+    drop(tx);
+    let (got, elapsed) = reader.join().unwrap_or((0, std::time::Duration::ZERO));
+    got as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
 }
 
 /// The 1, 5 and 15 minute load averages from /proc/loadavg.
@@ -211,6 +293,8 @@ impl RunInfo {
             load: (load_at_start, load_average()),
             wake_ns: thread_round_trip_ns(10_000),
             line_ns: line_round_trip_ns(200_000),
+            queue_ns: bare_queue_ns(1_000_000),
+            ring_mmsgs: bare_ring_mmsgs(20_000_000),
             go: command_output("go", &["version"]),
         }
     }
@@ -383,6 +467,13 @@ pub fn markdown(
          - **Cache-line round trip:** two threads spinning on a value the other writes \
          take {line:.0} ns per round trip here: the hardware's floor for a cross-thread \
          request and reply, which no cross-shard ask can beat\n\
+         - **Bare queue:** a million 16-byte items pushed into an empty `VecDeque`, then \
+         popped, with no runtime, take {queue:.1} ns per item here: the memory traffic of \
+         the local tell workload (it queues every message before the counter runs), and so \
+         its floor\n\
+         - **Bare ring:** corelet's SPSC ring alone, 64-byte values between two spinning \
+         threads, published every 16, moves {ring:.0} M msg/s here: the floor of \
+         cross-shard tell (no mailbox, table or process)\n\
          - **Toolchain:** {rustc}; {go}\n\
          - **Commit:** `{commit}`, {date}\n\
          - **This page:** `{command}` ({secs:.0} s)\n\
@@ -425,6 +516,8 @@ pub fn markdown(
         load0 = info.load.0,
         wake = info.wake_ns / 1e3,
         line = info.line_ns,
+        queue = info.queue_ns,
+        ring = info.ring_mmsgs,
         load1 = info.load.1,
         commit = info.commit,
         date = info.date,
@@ -563,5 +656,15 @@ mod tests {
         let svg = std::fs::read_to_string(&written[1]).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("kameo"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_floor_probes_measure_something() {
+        let queue = bare_queue_ns(10_000);
+        assert!(queue.is_finite() && queue > 0.0, "{queue}");
+        let ring = bare_ring_mmsgs(100_000);
+        // NaN on a one-CPU machine, where two spinning threads cannot both
+        // run; otherwise a positive rate (the reader counted every value).
+        assert!(ring.is_nan() || ring > 0.0, "{ring}");
     }
 }
