@@ -9,6 +9,7 @@ use crate::shard::{Priority, Refused, Shard};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -78,30 +79,66 @@ pub(crate) fn route<M: Send + 'static>(
 }
 
 /// [`route`] to another shard: through the ring.
-#[inline(never)]
+#[inline(always)]
 fn route_remote<M: Send + 'static>(
     here: &Shard,
     pid: Pid,
     msg: M,
     priority: Priority,
 ) -> Result<(), SendError<M>> {
+    let mut msg = ManuallyDrop::new(msg);
+    // SAFETY: `msg` is a live message owned here; on `Ok` it was moved
+    // out (and `msg` is never used again; being `ManuallyDrop`, it is not
+    // dropped either, also if anything after the hand-over panics).
+    match unsafe { route_remote_in_place(here, pid, &mut *msg, priority) } {
+        Ok(()) => Ok(()),
+        // SAFETY: refused, so the message is still in place, and this is
+        // the one place that takes it back.
+        Err(refused) => Err(refused.with(unsafe { ManuallyDrop::take(&mut msg) })),
+    }
+}
+
+/// [`route_remote`] for a message that stays where it lies until a ring
+/// slot (or the overflow queue) takes it: it is read once, straight into
+/// the envelope. Moving a message just built through temporaries on the
+/// way cost a store-forwarding stall per send (a wide reload of narrow
+/// stores; `perf annotate` put 40% of a sender's time on one such load).
+///
+/// # Safety
+/// `src` points to a live `M` the caller owns. On `Ok` the message has
+/// been moved out and the caller must not use or drop it again; on `Err`
+/// it is untouched and still the caller's.
+#[inline(always)]
+unsafe fn route_remote_in_place<M: Send + 'static>(
+    here: &Shard,
+    pid: Pid,
+    src: *mut M,
+    priority: Priority,
+) -> Result<(), SendError<()>> {
     if pid.shard().index() >= here.shared.shards.len() {
         here.count_dead_letter();
-        return Err(SendError::UnknownShard(msg));
+        return Err(SendError::UnknownShard(()));
     }
-    let deliver = move |msg: M| {
+    let deliver = move |src: InPlace<M>| {
+        // SAFETY: this runs only when the outbox takes the message, once
+        // (`send_remote_with` calls it at most once); the caller's contract
+        // makes `src` live and gives up the message on `Ok`.
+        let msg = unsafe { src.0.read() };
         Envelope::new(move |there: &Shard| {
             // `deliver` counts the dead letter on the receiving shard.
             let _ = there.deliver(pid, msg);
         })
     };
-    match here.send_remote_with(pid.shard(), msg, priority, deliver) {
+    match here.send_remote_with(pid.shard(), InPlace(src), priority, deliver) {
         Ok(()) => Ok(()),
-        Err((Refused::Full, msg)) => Err(SendError::Full(msg)),
+        Err((Refused::Full, _)) => Err(SendError::Full(())),
         // The destination shard has finished: counted as a dead letter.
-        Err((Refused::Closed, msg)) => Err(SendError::NoProcess(msg)),
+        Err((Refused::Closed, _)) => Err(SendError::NoProcess(())),
     }
 }
+
+/// A message left where it lies, to be read once by whoever takes it.
+struct InPlace<M>(*mut M);
 
 impl<P: Process> Addr<P> {
     /// Fire-and-forget. Works on any shard thread; the message must be
@@ -138,7 +175,8 @@ impl<P: Process> Addr<P> {
     {
         Sending {
             pid: self.pid,
-            msg: Some(msg),
+            msg: ManuallyDrop::new(msg),
+            sent: false,
         }
     }
 
@@ -275,7 +313,11 @@ impl<R: 'static> Future for First<'_, R> {
 #[must_use = "futures do nothing unless polled"]
 pub struct Sending<P: Process> {
     pid: Pid,
-    msg: Option<P::Msg>,
+    /// Live until `sent`; read in place by the ring (see
+    /// [`route_remote_in_place`]).
+    msg: ManuallyDrop<P::Msg>,
+    /// The message has been handed over (or handed back with the result).
+    sent: bool,
 }
 
 impl<P: Process> fmt::Debug for Sending<P> {
@@ -284,8 +326,27 @@ impl<P: Process> fmt::Debug for Sending<P> {
     }
 }
 
-// The message is never pinned: it is moved out and back by value.
+// The message is never pinned: it is moved out by value.
 impl<P: Process> Unpin for Sending<P> {}
+
+impl<P: Process> Drop for Sending<P> {
+    fn drop(&mut self) {
+        if !self.sent {
+            // SAFETY: not sent, so the message is live and still ours.
+            unsafe { ManuallyDrop::drop(&mut self.msg) }
+        }
+    }
+}
+
+impl<P: Process> Sending<P> {
+    /// Takes the message back, with the outcome that goes with it.
+    fn finish(&mut self, outcome: SendError<()>) -> Result<(), SendError<P::Msg>> {
+        self.sent = true;
+        // SAFETY: not sent before (`poll` checks), so the message is live;
+        // `sent` keeps it from being read or dropped again.
+        Err(outcome.with(unsafe { ManuallyDrop::take(&mut self.msg) }))
+    }
+}
 
 impl<P: Process> Future for Sending<P>
 where
@@ -295,26 +356,45 @@ where
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(msg) = self.msg.take() else {
-            panic!("`Sending` polled after it completed");
+        let this = &mut *self;
+        assert!(!this.sent, "`Sending` polled after it completed");
+        let Some(here) = crate::shard::current_ref() else {
+            return Poll::Ready(this.finish(SendError::NotInRuntime(())));
         };
-        let sent = match crate::shard::current_ref() {
-            // Cooperative budget (`Shard::spend_ready`): a loop of sends
-            // that always find room gives its shard back after
-            // `process_budget` of them in one turn.
-            Some(here) if !here.spend_ready() => Err(SendError::Full(msg)),
-            Some(here) => route(here, self.pid, msg, Priority::Wait),
-            None => Err(SendError::NotInRuntime(msg)),
-        };
-        match sent {
-            Err(SendError::Full(msg)) => {
+        // Cooperative budget (`Shard::spend_ready`): a loop of sends that
+        // always find room gives its shard back after `process_budget` of
+        // them in one turn.
+        if !here.spend_ready() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if this.pid.shard() == here.id {
+            this.sent = true;
+            // SAFETY: not sent before (checked above), so the message is
+            // live; `sent` now keeps it from being read or dropped again.
+            let msg = unsafe { ManuallyDrop::take(&mut this.msg) };
+            return Poll::Ready(here.deliver(this.pid, msg));
+        }
+        // Marked sent first: should anything after the hand-over panic
+        // (waking the destination), the message, already in its slot, must
+        // not be dropped here too. A refusal leaves it in place and clears
+        // the mark again.
+        this.sent = true;
+        // SAFETY: the message is live and ours (it was not sent); on `Ok` it
+        // was moved out, and `sent` says so.
+        match unsafe { route_remote_in_place(here, this.pid, &mut *this.msg, Priority::Wait) } {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(SendError::Full(())) => {
+                this.sent = false;
                 // Try again on the next turn, after the shard has run its
                 // other work (and the receiver, perhaps, drained the ring).
-                self.msg = Some(msg);
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            other => Poll::Ready(other),
+            Err(refused) => {
+                this.sent = false;
+                Poll::Ready(this.finish(refused))
+            }
         }
     }
 }

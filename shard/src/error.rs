@@ -41,6 +41,19 @@ impl<M> SendError<M> {
         }
     }
 
+    /// The same error around another message.
+    pub(crate) fn with<N>(self, msg: N) -> SendError<N> {
+        match self {
+            SendError::NoProcess(_) => SendError::NoProcess(msg),
+            SendError::UnknownShard(_) => SendError::UnknownShard(msg),
+            SendError::NotLocal(_) => SendError::NotLocal(msg),
+            SendError::Full(_) => SendError::Full(msg),
+            SendError::NotInRuntime(_) => SendError::NotInRuntime(msg),
+            SendError::WrongType(_) => SendError::WrongType(msg),
+            SendError::ShuttingDown(_) => SendError::ShuttingDown(msg),
+        }
+    }
+
     fn describe(&self) -> &'static str {
         match self {
             SendError::NoProcess(_) => "no such process",

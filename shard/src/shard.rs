@@ -323,6 +323,7 @@ impl Shard {
     /// a refused payload (a user message) is handed back intact. Refused
     /// with `Closed` if that shard has finished (counted as a dead letter)
     /// and, for user messages, `Full` past the overflow limit.
+    #[inline(always)]
     pub(crate) fn send_remote_with<T>(
         &self,
         to: ShardId,
@@ -348,14 +349,15 @@ impl Shard {
         if refuse {
             return Err((Refused::Full, payload));
         }
-        let envelope = envelope(payload);
         bump(&self.counters.cross_sent);
         if !outbox.overflow.is_empty() {
             // FIFO per pair: once anything waits, everything waits behind it.
-            outbox.overflow.push_back(envelope);
+            outbox.overflow.push_back(envelope(payload));
             bump(&self.counters.overflowed);
-        } else if let Err(full) = outbox.producer.push(envelope) {
-            outbox.overflow.push_back(full.0);
+        } else if let Err(make) = outbox.producer.push_with(|| envelope(payload)) {
+            // Built only now, and straight into its slot when there is room
+            // (`push_with`): no copy of a freshly built envelope.
+            outbox.overflow.push_back(make());
             bump(&self.counters.overflowed);
         } else if outbox.producer.unpublished() >= BATCH {
             let _ = outbox.producer.publish();
