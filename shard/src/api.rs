@@ -30,6 +30,7 @@ pub(crate) enum Control {
 impl Shard {
     /// Inserts and initialises a process on this shard. It runs when its
     /// first message arrives.
+    #[inline]
     pub(crate) fn spawn<P: Process>(self: &Rc<Self>, state: P) -> Result<Addr<P>, Error> {
         if self.is_stopping() {
             return Err(Error::ShuttingDown);

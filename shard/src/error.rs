@@ -42,6 +42,7 @@ impl<M> SendError<M> {
     }
 
     /// The same error around another message.
+    #[inline(always)]
     pub(crate) fn with<N>(self, msg: N) -> SendError<N> {
         match self {
             SendError::NoProcess(_) => SendError::NoProcess(msg),

@@ -308,6 +308,9 @@ impl Shard {
     }
 
     /// Pushes an envelope towards shard `to`; see [`Shard::send_remote_with`].
+    /// Out of line: its callers (replies, signals, spawn requests) keep
+    /// their local paths small; only user messages inline the push.
+    #[inline(never)]
     pub(crate) fn send_remote(
         &self,
         to: ShardId,
