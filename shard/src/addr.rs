@@ -387,7 +387,9 @@ where
             Err(SendError::Full(())) => {
                 this.sent = false;
                 // Try again on the next turn, after the shard has run its
-                // other work (and the receiver, perhaps, drained the ring).
+                // other work (and the receiver, perhaps, drained the ring);
+                // the scheduler offers its core meanwhile (`note_no_room`).
+                here.note_no_room();
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }

@@ -119,6 +119,9 @@ pub(crate) struct Shard {
     /// (replies, sends): the cooperative budget of `Reply::poll` and
     /// `Sending::poll` (see `Shard::spend_ready`).
     pub(crate) ready_at_once: Cell<u32>,
+    /// A `send().await` found no room in a ring this round (see
+    /// `Shard::note_no_room`).
+    waited_for_room: Cell<bool>,
     /// This shard's part of the name registry.
     pub(crate) names: RefCell<Names>,
     pub(crate) replies: RefCell<GenSlab<ReplySlot>>,
@@ -232,6 +235,7 @@ impl Shard {
             handing_off: Cell::new(false),
             handoffs: Cell::new(0),
             ready_at_once: Cell::new(0),
+            waited_for_room: Cell::new(false),
             names: RefCell::new(Names::default()),
             replies: RefCell::new(GenSlab::new()),
             outboxes: RefCell::new(
@@ -299,6 +303,19 @@ impl Shard {
         let ready = self.ready_at_once.get() + 1;
         self.ready_at_once.set(ready);
         ready <= self.budget
+    }
+
+    /// Records that a `send().await` found the ring towards its target
+    /// full and will retry on its next turn.
+    #[inline]
+    pub(crate) fn note_no_room(&self) {
+        self.waited_for_room.set(true);
+    }
+
+    /// Whether a `send().await` waited for room since the last call.
+    #[inline]
+    pub(crate) fn take_waited_for_room(&self) -> bool {
+        self.waited_for_room.replace(false)
     }
 
     pub(crate) fn stats(&self) -> ShardStats {
