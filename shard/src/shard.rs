@@ -418,13 +418,16 @@ impl Shard {
             return false;
         }
         let mut pending = false;
-        let mut to_ring = Vec::new();
         {
             let mut outboxes = self.outboxes.borrow_mut();
             for (i, slot) in outboxes.iter_mut().enumerate() {
                 let Some(outbox) = slot else { continue };
                 if outbox.refill() > 0 {
-                    to_ring.push(i);
+                    // Rung with the outboxes borrowed: ringing touches only
+                    // the peer's doorbell (and its waker), never an outbox.
+                    // No list of shards to ring is built: that was an
+                    // allocation per flush on the ask path.
+                    self.ring(ShardId(i as u16));
                 }
                 if !outbox.overflow.is_empty() {
                     if outbox.producer.is_abandoned() {
@@ -437,9 +440,6 @@ impl Shard {
                     }
                 }
             }
-        }
-        for i in to_ring {
-            self.ring(ShardId(i as u16));
         }
         self.dirty.set(pending);
         pending
