@@ -119,26 +119,23 @@ unsafe fn route_remote_in_place<M: Send + 'static>(
         here.count_dead_letter();
         return Err(SendError::UnknownShard(()));
     }
-    let deliver = move |src: InPlace<M>| {
+    let deliver = move |src: *mut M| {
         // SAFETY: this runs only when the outbox takes the message, once
         // (`send_remote_with` calls it at most once); the caller's contract
         // makes `src` live and gives up the message on `Ok`.
-        let msg = unsafe { src.0.read() };
+        let msg = unsafe { src.read() };
         Envelope::new(move |there: &Shard| {
             // `deliver` counts the dead letter on the receiving shard.
             let _ = there.deliver(pid, msg);
         })
     };
-    match here.send_remote_with(pid.shard(), InPlace(src), priority, deliver) {
+    match here.send_remote_with(pid.shard(), src, priority, deliver) {
         Ok(()) => Ok(()),
         Err((Refused::Full, _)) => Err(SendError::Full(())),
         // The destination shard has finished: counted as a dead letter.
         Err((Refused::Closed, _)) => Err(SendError::NoProcess(())),
     }
 }
-
-/// A message left where it lies, to be read once by whoever takes it.
-struct InPlace<M>(*mut M);
 
 impl<P: Process> Addr<P> {
     /// Fire-and-forget. Works on any shard thread; the message must be
@@ -339,12 +336,15 @@ impl<P: Process> Drop for Sending<P> {
 }
 
 impl<P: Process> Sending<P> {
-    /// Takes the message back, with the outcome that goes with it.
-    fn finish(&mut self, outcome: SendError<()>) -> Result<(), SendError<P::Msg>> {
+    /// Takes the message out, for delivery or to hand it back, and marks
+    /// it sent so that it is neither read nor dropped again.
+    ///
+    /// # Safety
+    /// The message was not taken before (`sent` is false).
+    unsafe fn take_msg(&mut self) -> P::Msg {
         self.sent = true;
-        // SAFETY: not sent before (`poll` checks), so the message is live;
-        // `sent` keeps it from being read or dropped again.
-        Err(outcome.with(unsafe { ManuallyDrop::take(&mut self.msg) }))
+        // SAFETY: the caller's contract: the message is live.
+        unsafe { ManuallyDrop::take(&mut self.msg) }
     }
 }
 
@@ -359,7 +359,9 @@ where
         let this = &mut *self;
         assert!(!this.sent, "`Sending` polled after it completed");
         let Some(here) = crate::shard::current_ref() else {
-            return Poll::Ready(this.finish(SendError::NotInRuntime(())));
+            // SAFETY: not sent (checked above).
+            let msg = unsafe { this.take_msg() };
+            return Poll::Ready(Err(SendError::NotInRuntime(msg)));
         };
         // Cooperative budget (`Shard::spend_ready`): a loop of sends that
         // always find room gives its shard back after `process_budget` of
@@ -369,16 +371,13 @@ where
             return Poll::Pending;
         }
         if this.pid.shard() == here.id {
-            this.sent = true;
-            // SAFETY: not sent before (checked above), so the message is
-            // live; `sent` now keeps it from being read or dropped again.
-            let msg = unsafe { ManuallyDrop::take(&mut this.msg) };
+            // SAFETY: not sent (checked above).
+            let msg = unsafe { this.take_msg() };
             return Poll::Ready(here.deliver(this.pid, msg));
         }
-        // Marked sent first: should anything after the hand-over panic
+        // Marked sent before the hand-over: should anything after it panic
         // (waking the destination), the message, already in its slot, must
-        // not be dropped here too. A refusal leaves it in place and clears
-        // the mark again.
+        // not be dropped here too. A refusal leaves it in place.
         this.sent = true;
         // SAFETY: the message is live and ours (it was not sent); on `Ok` it
         // was moved out, and `sent` says so.
@@ -393,10 +392,11 @@ where
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            Err(refused) => {
-                this.sent = false;
-                Poll::Ready(this.finish(refused))
-            }
+            // SAFETY: refused, so the message is still in place, and `sent`
+            // (still set) keeps it from being taken or dropped again.
+            Err(refused) => Poll::Ready(Err(
+                refused.with(unsafe { ManuallyDrop::take(&mut this.msg) })
+            )),
         }
     }
 }
