@@ -30,9 +30,10 @@
 //! receiver                                 sender
 //! --------                                 ------
 //! drain every source; if any work, loop    push .. push
-//! R1  sleeping.store(true)                 S1  tail.store(write, Release)   (publish)
+//! R1  sleeping.store(true)                 S1  stamp.store(end, Release)    (publish)
 //! R2  fence(SeqCst)                        S2  fence(SeqCst)                (ring)
-//! R3  re-check every source (load tail)    S3  if sleeping.load() && sleeping
+//! R3  re-check every source (load the      S3  if sleeping.load() && sleeping
+//!     next slot's stamp)
 //!     non-empty -> cancel_sleep, loop            .compare_exchange(true, false)
 //!                                                .is_ok() { notify() }
 //!     all empty -> wait for the notifier,
@@ -50,8 +51,8 @@
 //!   read a value older than R1', so S2 precedes R2' in the total order, and
 //!   the re-check R3' sees our S1.
 //! - If S2 comes first, the receiver's re-check R3 (after R2) must see the
-//!   sender's `tail` store S1 (before S2) or a later one, so it finds the
-//!   ring non-empty and does not wait.
+//!   sender's stamp store S1 (before S2), so it finds the ring non-empty
+//!   and does not wait.
 //!
 //! The lost wake-up would need S3 to miss R1 *and* R3 to miss S1 at once: the
 //! store-buffering (Dekker) outcome that a pair of `SeqCst` fences forbids.
@@ -127,7 +128,7 @@ impl<N: Notify> Doorbell<N> {
         // and is paid only when going to sleep.
         self.sleeping.store(true, Ordering::SeqCst);
         // SeqCst fence: pairs with the fence in `ring`; orders the store
-        // above before the loads of `tail` in the caller's re-check
+        // above before the loads of slot stamps in the caller's re-check
         // (store->load, which acquire/release cannot order).
         fence(Ordering::SeqCst);
     }

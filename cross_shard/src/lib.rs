@@ -62,4 +62,4 @@ pub mod ring;
 pub use doorbell::{Doorbell, Notify};
 #[cfg(not(loom))]
 pub use eventfd::EventFd;
-pub use ring::{ring, Consumer, Full, Producer};
+pub use ring::{ring, slot_size, Consumer, Full, Producer};

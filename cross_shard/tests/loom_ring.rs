@@ -1,13 +1,19 @@
 //! Loom models of the SPSC ring: every interleaving and every permitted stale
-//! read of `head`/`tail` is explored, and loom's `UnsafeCell` fails the model
+//! read of `head`/`tail` and of the slot stamps is explored, and loom's `UnsafeCell` fails the model
 //! if a slot is accessed by both endpoints without a happens-before edge.
 //!
-//! Negative checks (done by hand, code left correct): weakening the
-//! Release store of `tail` in `Producer::publish` to Relaxed fails every
-//! model here with a loom causality violation on a slot's `UnsafeCell`;
-//! weakening the head store in `Consumer::pop` fails
-//! `push_pop_through_full_ring`, and the one in the drain guard fails
-//! `drain_then_reuse_slot`.
+//! Negative checks (done by hand, code left correct): weakening the Release
+//! store of the stamp in `Producer::publish` to Relaxed fails the models
+//! that wait on stamps (`push_pop_through_full_ring`,
+//! `batches_seen_by_their_stamps`, `reclaim_after_the_consumer_is_gone`)
+//! with a causality violation on a slot's `UnsafeCell`; weakening the
+//! Release store of `tail` there fails the ones that drain by `tail`
+//! (`drain_one_batch`, `drain_then_reuse_slot`); weakening the head store
+//! in `Consumer::pop`
+//! fails `push_pop_through_full_ring`, and the one in the drain guard fails
+//! `drain_then_reuse_slot`. Letting `Consumer::refresh_tail` move its cache
+//! back to a `tail` that trails the stamp fails
+//! `batches_seen_by_their_stamps`.
 //!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" cargo test -p corelet-cross-shard --release --target-dir target/loom`
@@ -193,5 +199,52 @@ fn reclaim_while_the_consumer_lives_takes_nothing() {
         // before it drops.
         assert_eq!(popped, Some(1));
         assert_eq!(taken, 0);
+    });
+}
+
+/// Model: a waiting consumer learns of batches from the stamp of their
+/// first slot (`is_empty`), not from `tail`, and takes them with `drain`
+/// and `pop`; the producer publishes batches of two and one through a
+/// two-slot ring, so slots and stamps are reused across laps while `tail`
+/// may trail `head`. Every value comes out once, in order, a batch never
+/// in part before it is published, and each slot's reuse is ordered after
+/// its read (loom's cell checks).
+#[test]
+fn batches_seen_by_their_stamps() {
+    loom::model(|| {
+        let (mut tx, mut rx) = ring::<u32>(2);
+        let producer = thread::spawn(move || {
+            for batch in [&[0u32, 1][..], &[2][..]] {
+                for &value in batch {
+                    let mut pending = value;
+                    while let Err(Full(back)) = tx.push(pending) {
+                        pending = back;
+                        thread::yield_now();
+                    }
+                }
+                tx.publish();
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            if rx.is_empty() {
+                // `tail` may trail what the stamp showed: `len` must not
+                // count back past what was taken.
+                assert!(rx.len() <= 3 - got.len(), "len counted back");
+                thread::yield_now();
+                continue;
+            }
+            if got.len() == 1 {
+                got.extend(rx.pop());
+            } else {
+                rx.drain(usize::MAX, |value| got.push(value));
+            }
+            // The first batch is published whole: never 0 without 1.
+            assert_ne!(got, [0], "half a batch");
+        }
+        assert_eq!(got, [0, 1, 2]);
+        producer.join().unwrap();
+        assert!(rx.is_empty());
+        assert_eq!(rx.len(), 0);
     });
 }
