@@ -182,7 +182,7 @@ impl<P: Process> Addr<P> {
     /// be delivered or the target exits, or drops the handle, unanswered.
     /// Unlike `tell`, an ask is never refused with `Full`: the request
     /// waits in the overflow queue when the ring is backed up.
-    #[inline]
+    #[inline(always)]
     pub fn ask<R: Send + 'static>(&self, make: impl FnOnce(ReplyTo<R>) -> P::Msg) -> Ask<R>
     where
         P::Msg: Send,
