@@ -135,6 +135,32 @@ struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
+/// How many slots ahead of the one it writes the producer prefetches (one
+/// publication batch of the shards). Measured side by side on the
+/// cross-shard tell: 8, 16, 32 and 64 all took 18.8-22.3 ns per message,
+/// against 21.8-24.7 ns without the prefetch.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Hints the CPU to fetch the cache line at `at` in a state it can write
+/// (`prefetchw`). A hint only: no architectural effect, no fault, and a
+/// no-op under loom and off x86-64.
+#[inline(always)]
+fn prefetch_for_write<T>(at: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: `prefetchw` reads and writes no memory that Rust can observe,
+    // cannot fault (an invalid address is ignored), and changes no
+    // registers or flags; it only moves a cache line.
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{0}]",
+            in(reg) at,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = at;
+}
+
 /// Bytes one slot of a ring of `T` takes: the value, its stamp, and padding
 /// to a whole number of cache lines. A value of up to 56 bytes (and
 /// alignment up to 8) gets a slot of one 64-byte line.
@@ -332,6 +358,16 @@ impl<T> Producer<T> {
             self.staged.write(make());
             self.write = self.write.wrapping_add(1);
             return Ok(());
+        }
+        // Ask for the line of a slot a batch ahead, for writing, if it is
+        // already free: the consumer's core holds it (it read it a lap
+        // ago), and a store that has to fetch it first stalls the producer
+        // once the store buffer fills (half of a cross-shard sender's
+        // samples were on one such store). Not for a slot the consumer
+        // still owns: taking its line away would slow the consumer.
+        let ahead = self.write.wrapping_add(PREFETCH_AHEAD);
+        if ahead.wrapping_sub(self.cached_head) < capacity {
+            prefetch_for_write(self.inner.slot(ahead));
         }
         self.inner.slot(self.write).value.with_mut(|slot| {
             // SAFETY: as in `push`: the slot lies in `[write, head +
