@@ -19,9 +19,10 @@
 //!    rings from being drained.
 //! 4. The scheduler gives glommio back the thread whenever glommio asks for
 //!    it (`need_preempt`, set by the executor's preemption timer and by
-//!    latency-ring completions) and every [`YIELD_EVERY`] busy rounds, so
-//!    glommio timers, I/O and other glommio tasks never starve under a
-//!    message flood. It yields by sleeping on a glommio timer that is already
+//!    latency-ring completions) and after [`YIELD_QUANTUM`] of busy rounds
+//!    (looking at the clock every [`YIELD_EVERY`] rounds), so glommio
+//!    timers, I/O and other glommio tasks never starve under a message
+//!    flood. It yields by sleeping on a glommio timer that is already
 //!    due, never by waking itself: see [`let_glommio_run`].
 //! 5. Work first: a process made ready by a message sent during a turn on
 //!    this shard (by the process or task running) goes onto a *stack*, and
@@ -88,8 +89,18 @@ pub(crate) const LIFO_CAP: usize = 1024;
 /// first, and rounds between two such turns (rule 5).
 pub(crate) const LIFO_AGE: u32 = 64;
 
-/// Busy rounds between two unconditional yields to glommio's other tasks.
+/// Busy rounds between two looks at the clock for [`YIELD_QUANTUM`].
 pub(crate) const YIELD_EVERY: u32 = 64;
+
+/// Busy time after which the scheduler yields to glommio's other tasks,
+/// timers and I/O even if glommio did not ask (rule 4): Seastar's default
+/// task quota. A yield costs 17-65 µs on average here (`let_glommio_run`
+/// sleeps, and the executor parks in the kernel when nothing else is
+/// ready); yielding every 64 busy rounds instead stalled a cross-shard
+/// stream several hundred times per second per shard, each stall leaving
+/// the other side with a full ring or nothing to do (cross-shard tell
+/// 18.9-21.3 -> 15.8-18.2 ns per message without them, side by side).
+pub(crate) const YIELD_QUANTUM: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// The ready queue: an intrusive FIFO through `Header::next`, and the
 /// work-first stack through the same field (rule 5; a runnable is in at
@@ -606,6 +617,7 @@ pub(crate) async fn scheduler(shard: Rc<Shard>) {
     shard.publish_scheduler_waker().await;
     let doorbell = &shard.shared.shards[shard.id.index()].doorbell;
     let mut busy_rounds = 0u32;
+    let mut last_yield = std::time::Instant::now();
     loop {
         shard.reclaim_from_gone_peers();
         let delivered = shard.drain_inbound();
@@ -626,9 +638,13 @@ pub(crate) async fn scheduler(shard: Rc<Shard>) {
         }
         if delivered > 0 || ran > 0 || !shard.ready.is_empty() {
             busy_rounds += 1;
-            if busy_rounds >= YIELD_EVERY || glommio::executor().need_preempt() {
+            let asked = glommio::executor().need_preempt();
+            if asked || busy_rounds >= YIELD_EVERY {
                 busy_rounds = 0;
-                let_glommio_run().await;
+                if asked || last_yield.elapsed() >= YIELD_QUANTUM {
+                    let_glommio_run().await;
+                    last_yield = std::time::Instant::now();
+                }
             }
             continue;
         }
