@@ -1,5 +1,6 @@
-//! Two real threads push 1,000,000 values through one ring, with the
-//! consumer going to sleep on an eventfd whenever it runs dry.
+//! Two real threads push 1,000,000 values through one ring: with the
+//! consumer going to sleep on an eventfd whenever it runs dry, and with a
+//! consumer that only ever learns of values by their slot stamps.
 #![cfg(not(loom))]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,4 +105,56 @@ fn million_values_in_order_with_sleeping_consumer() {
     );
     assert_eq!(sleeps, wakeups);
     eprintln!("publishes={publishes} notifications={sent} consumer sleeps={sleeps}");
+}
+
+/// The waiting consumer's path under real threads: batches of 1 to 17
+/// values (so batch starts move around the ring every lap), taken by
+/// `pop` and by `drain` with small limits after `is_empty` saw a stamp,
+/// never by a spin on `tail` alone. Order, count and sum check that no
+/// stale stamp from an earlier lap passed for a new batch and that no
+/// batch was seen in part.
+#[test]
+fn million_values_taken_by_their_stamps() {
+    let (mut tx, mut rx) = ring::<u64>(64);
+    let producer = thread::spawn(move || {
+        let mut batch = 1;
+        for value in 0..COUNT {
+            let mut pending = value;
+            while let Err(full) = tx.push(pending) {
+                pending = full.into_inner();
+                tx.publish();
+                thread::yield_now();
+            }
+            if tx.unpublished() >= batch {
+                tx.publish();
+                batch = batch % 17 + 1;
+            }
+        }
+        tx.publish();
+    });
+    let (mut expected, mut sum, mut turn) = (0u64, 0u64, 0u64);
+    while expected < COUNT {
+        turn += 1;
+        if rx.is_empty() {
+            std::hint::spin_loop();
+            continue;
+        }
+        if turn % 2 == 0 {
+            let value = rx.pop().expect("is_empty said a value was there");
+            assert_eq!(value, expected, "out of order");
+            expected += 1;
+            sum += value;
+        } else {
+            let taken = rx.drain((turn % 5 + 1) as usize, |value| {
+                assert_eq!(value, expected, "out of order");
+                expected += 1;
+                sum += value;
+            });
+            assert!(taken > 0, "is_empty said a value was there");
+        }
+    }
+    producer.join().expect("producer panicked");
+    assert_eq!(sum, COUNT * (COUNT - 1) / 2);
+    assert!(rx.is_empty());
+    assert_eq!(rx.pop(), None);
 }
