@@ -435,22 +435,52 @@ unsafe fn free<K: Kind>(p: *mut Proc<K>) {
 unsafe fn run<K: Kind>(h: NonNull<Header>, shard: &Rc<Shard>) -> Outcome {
     // SAFETY: the caller's contract.
     let header = unsafe { h.as_ref() };
+    if header.has(flags::SPAN) {
+        // SAFETY: forwarded.
+        return unsafe { run_in_span::<K>(h, shard) };
+    }
+    // SAFETY: forwarded.
+    unsafe { run_counted::<K>(h, shard) }
+}
+
+/// [`run`] inside the process's tracing span (kept out of the common path:
+/// a span is made only when a subscriber wants one).
+///
+/// # Safety
+/// As for [`run`].
+#[cold]
+#[inline(never)]
+unsafe fn run_in_span<K: Kind>(h: NonNull<Header>, shard: &Rc<Shard>) -> Outcome {
+    // SAFETY: the caller's contract.
+    let header = unsafe { h.as_ref() };
+    let span = header.extras_mut(|e| e.span.clone()).flatten();
+    let _entered = span.as_ref().map(|s| s.enter());
+    // SAFETY: forwarded.
+    unsafe { run_counted::<K>(h, shard) }
+}
+
+/// The body of [`run`] around [`run_until`]: the polling mark, the run
+/// state and the count of messages handled.
+///
+/// # Safety
+/// As for [`run`].
+#[inline(always)]
+unsafe fn run_counted<K: Kind>(h: NonNull<Header>, shard: &Rc<Shard>) -> Outcome {
+    // SAFETY: the caller's contract.
+    let header = unsafe { h.as_ref() };
     // Also what `current_pid` reads, and restored however the run ends.
     let _polling = crate::waker::polling(h);
-    let span = if header.has(flags::SPAN) {
-        header.extras_mut(|e| e.span.clone()).flatten()
-    } else {
-        None
-    };
-    let _entered = span.as_ref().map(|s| s.enter());
     header.run.set(Run::Running);
-    let mut budget = shard.budget();
-    let mut handled = 0;
+    let start = shard.budget();
+    let mut budget = start;
+    let mut system = 0;
     // A panic unwinds from here to the scheduler, which calls
     // `recover_run` (one `catch_unwind` per scheduler round, not per run).
     // SAFETY: forwarded.
-    let outcome = unsafe { run_until::<K>(h, shard, &mut budget, &mut handled) };
-    shard.count_handled(handled);
+    let outcome = unsafe { run_until::<K>(h, shard, &mut budget, &mut system) };
+    // Every message taken spent one unit of budget; the user messages
+    // among them are the ones counted as handled.
+    shard.count_handled(u64::from(start - budget) - system);
     outcome
 }
 
@@ -498,20 +528,27 @@ enum Step {
 /// The body of [`run`]; a panic unwinds out of it to [`recover`].
 ///
 /// The common case (no kill, no signal, no drain pending; a handler that
-/// completes at once) is one flags load, a pop, the handler's poll and a
-/// flags test per message.
+/// completes at once) stays in the inner `'messages` loop: a budget test,
+/// a pop, the handler and one flags test per message. The future's tag
+/// need not be read again there (`handle_now` leaves no future), and the
+/// flags test covers everything [`between_messages`] and a `stop` act on.
+/// `system` counts the system messages taken (each spends budget but is
+/// not a handled user message).
 ///
 /// # Safety
 /// As for [`run`].
+#[inline(always)] // into `run` (and the cold `run_in_span`): no call per run
 unsafe fn run_until<K: Kind>(
     h: NonNull<Header>,
     shard: &Rc<Shard>,
     budget: &mut u32,
-    handled: &mut u64,
+    system: &mut u64,
 ) -> Outcome {
+    /// The flags that take a process off the inner loop between messages.
+    const BETWEEN: u8 = flags::KILL | flags::SIGNALED | flags::DRAINING | flags::STOP;
     // SAFETY: `h` is a live `Proc<K>` (caller's contract).
     let (p, header) = unsafe { (this::<K>(h), h.as_ref()) };
-    loop {
+    'run: loop {
         let step = match header.fut.get() {
             fut::NONE => {
                 let mut draining = false;
@@ -523,51 +560,68 @@ unsafe fn run_until<K: Kind>(
                         Between::Proceed { draining: d } => draining = d,
                     }
                 }
-                // SAFETY: a short exclusive mailbox access; no future alive.
-                let mailbox = unsafe { mailbox::<<K::P as Process>::Msg>(h) };
-                if *budget == 0 {
-                    return if mailbox.is_empty() {
+                'messages: loop {
+                    // SAFETY: a short exclusive mailbox access; no future
+                    // alive (taken afresh each time: a handler may push to
+                    // its own mailbox).
+                    let mailbox = unsafe { mailbox::<<K::P as Process>::Msg>(h) };
+                    if *budget == 0 {
+                        return if mailbox.is_empty() {
+                            header.run.set(Run::Idle);
+                            Outcome::Parked
+                        } else {
+                            header.run.set(Run::Queued);
+                            Outcome::Requeue
+                        };
+                    }
+                    let Some(item) = mailbox.pop_message() else {
                         header.run.set(Run::Idle);
-                        Outcome::Parked
-                    } else {
-                        header.run.set(Run::Queued);
-                        Outcome::Requeue
+                        return Outcome::Parked;
                     };
-                }
-                let Some(item) = mailbox.pop_message() else {
-                    header.run.set(Run::Idle);
-                    return Outcome::Parked;
-                };
-                *budget -= 1;
-                if draining {
-                    header.with_extras(|e| e.shutdown_after = e.shutdown_after.saturating_sub(1));
-                }
-                match item {
-                    Item::User(msg) => {
-                        *handled += 1;
-                        // SAFETY: no hook future alive, so nothing else
-                        // borrows the state or the context; these borrows
-                        // end with the call (rule 2 holds trivially).
-                        let (state, ctx) = unsafe { borrow::<K>(p) };
-                        match state.handle_now(ctx, msg) {
-                            Handled::Done(Ok(())) => Step::Next,
-                            Handled::Done(Err(e)) => Step::Stop(ExitReason::Error(e.to_string())),
-                            // SAFETY: no hook future alive, so the slot is
-                            // free; then it holds the live `handle` future.
-                            Handled::Later(msg) => unsafe {
-                                start_handle::<K>(p, h, msg);
-                                poll_handle::<K>(p, h)
-                            },
-                        }
+                    *budget -= 1;
+                    if draining {
+                        header
+                            .with_extras(|e| e.shutdown_after = e.shutdown_after.saturating_sub(1));
                     }
-                    Item::System(system) => {
-                        // SAFETY: as above, for the boxed hook futures.
-                        if !unsafe { start_system::<K>(p, h, *system) } {
-                            continue;
+                    break match item {
+                        Item::User(msg) => {
+                            // SAFETY: no hook future alive, so nothing else
+                            // borrows the state or the context; these
+                            // borrows end with the call (rule 2 holds
+                            // trivially).
+                            let (state, ctx) = unsafe { borrow::<K>(p) };
+                            match state.handle_now(ctx, msg) {
+                                Handled::Done(Ok(())) => {
+                                    if header.flags.get() & BETWEEN == 0 {
+                                        // Nothing to do between messages:
+                                        // in particular not draining.
+                                        draining = false;
+                                        continue 'messages;
+                                    }
+                                    Step::Next
+                                }
+                                Handled::Done(Err(e)) => {
+                                    Step::Stop(ExitReason::Error(e.to_string()))
+                                }
+                                // SAFETY: no hook future alive, so the slot
+                                // is free; then it holds the live `handle`
+                                // future.
+                                Handled::Later(msg) => unsafe {
+                                    start_handle::<K>(p, h, msg);
+                                    poll_handle::<K>(p, h)
+                                },
+                            }
                         }
-                        // SAFETY: the slot now holds a live boxed future.
-                        unsafe { poll_boxed::<K>(p, h) }
-                    }
+                        Item::System(system_msg) => {
+                            *system += 1;
+                            // SAFETY: as above, for the boxed hook futures.
+                            if !unsafe { start_system::<K>(p, h, *system_msg) } {
+                                continue 'run;
+                            }
+                            // SAFETY: the slot now holds a live boxed future.
+                            unsafe { poll_boxed::<K>(p, h) }
+                        }
+                    };
                 }
             }
             fut::HANDLE | fut::BOXED | fut::TERM if header.has(flags::KILL) => {
