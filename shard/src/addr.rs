@@ -213,16 +213,22 @@ impl<P: Process> Addr<P> {
         make: impl FnOnce(ReplyTo<R>) -> P::Msg,
         send: impl FnOnce(&Shard, Pid, P::Msg) -> Result<(), AskError>,
     ) -> Ask<R> {
-        let Some(here) = crate::shard::current() else {
-            return Ask::failed(AskError::Send("not called from a shard thread"));
-        };
-        let (reply_to, reply) = here.reply_slot::<R>();
-        match send(&here, self.pid, make(reply_to)) {
-            // The failed message (and its ReplyTo) is already dropped; the
-            // slot holds `NoReply`, but the delivery error is more precise.
-            Err(e) => Ask::failed(e),
-            Ok(()) => Ask::pending(reply.asking(self.pid)),
-        }
+        // The shard is borrowed, not cloned: the one `Rc` the ask keeps is
+        // the `Reply`'s.
+        crate::shard::with_current_or(
+            (make, send),
+            |here, (make, send)| {
+                let (reply_to, reply) = here.reply_slot::<R>();
+                match send(here, self.pid, make(reply_to)) {
+                    // The failed message (and its ReplyTo) is already
+                    // dropped; the slot holds `NoReply`, but the delivery
+                    // error is more precise.
+                    Err(e) => Ask::failed(e),
+                    Ok(()) => Ask::pending(reply.asking(self.pid)),
+                }
+            },
+            |_| Ask::failed(AskError::Send("not called from a shard thread")),
+        )
     }
 }
 

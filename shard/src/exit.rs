@@ -7,7 +7,7 @@ use std::fmt;
 ///
 /// `Normal` and `Shutdown` are *normal* exits; every other reason is
 /// abnormal (see [`ExitReason::is_normal`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub enum ExitReason {
     /// The process stopped itself (`Context::stop`) or finished its work.
     Normal,
@@ -30,6 +30,55 @@ pub enum ExitReason {
         /// Why it exited.
         reason: Box<ExitReason>,
     },
+}
+
+/// Cloning a reason without data (every exit but the abnormal ones) is a
+/// test and a store, inlined where an exit is fanned out to its waiters;
+/// the reasons that own a `String` or a box are cloned out of line.
+impl Clone for ExitReason {
+    #[inline]
+    fn clone(&self) -> Self {
+        match self {
+            Self::Normal => Self::Normal,
+            Self::Shutdown => Self::Shutdown,
+            Self::Killed => Self::Killed,
+            Self::NoProcess => Self::NoProcess,
+            with_data => with_data.clone_with_data(),
+        }
+    }
+}
+
+impl ExitReason {
+    #[inline(never)]
+    fn clone_with_data(&self) -> Self {
+        match self {
+            Self::Panicked(message) => Self::Panicked(message.clone()),
+            Self::Error(message) => Self::Error(message.clone()),
+            Self::Linked { pid, reason } => Self::Linked {
+                pid: *pid,
+                reason: reason.clone(),
+            },
+            Self::Normal => Self::Normal,
+            Self::Shutdown => Self::Shutdown,
+            Self::Killed => Self::Killed,
+            Self::NoProcess => Self::NoProcess,
+        }
+    }
+
+    /// Drops the reason; one without data costs a test, not a call into
+    /// the drop of the whole enum.
+    #[inline(always)]
+    pub(crate) fn dispose(self) {
+        if matches!(
+            self,
+            Self::Normal | Self::Shutdown | Self::Killed | Self::NoProcess
+        ) {
+            // Nothing to drop in these variants.
+            std::mem::forget(self);
+        } else {
+            drop(self);
+        }
+    }
 }
 
 impl ExitReason {
@@ -62,5 +111,51 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitReason;
+    use crate::pid::{Pid, ShardId};
+
+    fn every_reason() -> Vec<ExitReason> {
+        vec![
+            ExitReason::Normal,
+            ExitReason::Shutdown,
+            ExitReason::Killed,
+            ExitReason::NoProcess,
+            ExitReason::Panicked("boom".into()),
+            ExitReason::Error("bad input".into()),
+            ExitReason::Linked {
+                pid: Pid::from_parts(ShardId(1), 7, 3),
+                reason: Box::new(ExitReason::Linked {
+                    pid: Pid::from_parts(ShardId(0), 2, 9),
+                    reason: Box::new(ExitReason::Error("first".into())),
+                }),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_clone_is_equal_and_owns_its_data() {
+        for reason in every_reason() {
+            let copy = reason.clone();
+            assert_eq!(copy, reason);
+            // The clone outlives the original (no shared buffer).
+            drop(reason);
+            assert_eq!(format!("{copy:?}"), format!("{:?}", copy.clone()));
+        }
+        let ExitReason::Error(original) = ExitReason::Error("text".into()) else {
+            unreachable!()
+        };
+        let reason = ExitReason::Error(original);
+        let ExitReason::Error(copied) = reason.clone() else {
+            panic!("a clone changed the variant");
+        };
+        let ExitReason::Error(kept) = &reason else {
+            unreachable!()
+        };
+        assert_ne!(copied.as_ptr(), kept.as_ptr(), "the text is copied");
     }
 }

@@ -1017,6 +1017,7 @@ unsafe fn exit<K: Kind>(h: NonNull<Header>, shard: &Rc<Shard>, reason: ExitReaso
         tracing::warn!(%pid, panic = %panic_message(&*panic), "exit fan-out panicked");
         drop_quietly(panic);
     }
+    reason.dispose();
     // SAFETY: out of the table, not queued (it is running), no future.
     unsafe { free::<K>(p) };
     Outcome::Exited

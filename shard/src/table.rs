@@ -215,7 +215,7 @@ pub(crate) struct Extras {
     pub(crate) waker: Option<std::task::Waker>,
     pub(crate) span: Option<tracing::Span>,
     /// Links, monitors, names, timers, owned tasks: allocated on first use.
-    pub(crate) rare: Option<Box<Rare>>,
+    pub(crate) rare: Option<RareBox>,
 }
 
 /// The context lists of a process (see [`Extras`]).
@@ -237,7 +237,35 @@ pub(crate) struct Rare {
 impl Extras {
     /// The context lists, allocated if needed.
     pub(crate) fn rare(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
+        self.rare.get_or_insert_with(RareBox::default)
+    }
+}
+
+/// The box of a [`Rare`]. Its drop is out of line, so that the drop of an
+/// `Option<RareBox>` that is `None` (most processes) is a test inlined
+/// into its owner's, not a call into the drop of every list in `Rare`.
+#[derive(Default)]
+pub(crate) struct RareBox(std::mem::ManuallyDrop<Box<Rare>>);
+
+impl std::ops::Deref for RareBox {
+    type Target = Rare;
+    fn deref(&self) -> &Rare {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RareBox {
+    fn deref_mut(&mut self) -> &mut Rare {
+        &mut self.0
+    }
+}
+
+impl Drop for RareBox {
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: the box is taken once, here, and the field is not used
+        // again (this is the `RareBox`'s own drop).
+        drop(unsafe { std::mem::ManuallyDrop::take(&mut self.0) });
     }
 }
 
