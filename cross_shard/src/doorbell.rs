@@ -31,7 +31,7 @@
 //! --------                                 ------
 //! drain every source; if any work, loop    push .. push
 //! R1  sleeping.store(true)                 S1  stamp.store(end, Release)    (publish)
-//! R2  fence(SeqCst)                        S2  fence(SeqCst)                (ring)
+//! R2  heavy barrier                        S2  light barrier                (ring)
 //! R3  re-check every source (load the      S3  if sleeping.load() && sleeping
 //!     next slot's stamp)
 //!     non-empty -> cancel_sleep, loop            .compare_exchange(true, false)
@@ -39,6 +39,15 @@
 //!     all empty -> wait for the notifier,
 //!                  then cancel_sleep, loop
 //! ```
+//!
+//! R2 and S2 are a pair of asymmetric barriers (see [`mod@crate::barrier`]):
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` on the receiver, which
+//! sleeps rarely, and a compiler fence on the sender, which rings once per
+//! batch; or a `SeqCst` fence on each side where `membarrier` is not
+//! available. The argument below is written for the fences; the barrier
+//! pair gives the same guarantee for this handshake (R2 forces a full
+//! barrier on the sender's CPU, which S1 and S3 are each on one side of),
+//! and the loom models check the protocol with fences.
 //!
 //! **Why no wake-up is lost.** The two `SeqCst` fences R2 and S2 are ordered
 //! one way or the other in the single total order of `SeqCst` operations.
@@ -62,7 +71,17 @@
 //! the receiver cancels), so a receiver must treat every return from waiting
 //! as "re-check", never as "there is work".
 
-use crate::sync::{fence, AtomicBool, CachePadded, Ordering};
+use crate::barrier;
+use crate::sync::{AtomicBool, CachePadded, Ordering};
+
+/// Whether this process pairs the doorbell's barriers asymmetrically
+/// (`membarrier` when a receiver goes to sleep, a compiler fence when a
+/// sender rings) rather than with a `SeqCst` fence on each side. Decided
+/// when the first doorbell is made; `false` before that, under valgrind,
+/// and on kernels without expedited private `membarrier`.
+pub fn asymmetric_barriers() -> bool {
+    barrier::uses_membarrier()
+}
 
 /// Something that can wake a sleeping receiver.
 ///
@@ -102,6 +121,9 @@ pub struct Doorbell<N> {
 impl<N: Notify> Doorbell<N> {
     /// Creates a doorbell for an awake receiver, woken through `notifier`.
     pub fn new(notifier: N) -> Self {
+        // Invariant 2 of `barrier`: the mode is chosen before any doorbell
+        // exists.
+        barrier::enable();
         Self {
             sleeping: CachePadded(AtomicBool::new(false)),
             notifier,
@@ -127,10 +149,11 @@ impl<N: Notify> Doorbell<N> {
         // SeqCst on the store additionally keeps it in the same total order
         // and is paid only when going to sleep.
         self.sleeping.store(true, Ordering::SeqCst);
-        // SeqCst fence: pairs with the fence in `ring`; orders the store
-        // above before the loads of slot stamps in the caller's re-check
-        // (store->load, which acquire/release cannot order).
-        fence(Ordering::SeqCst);
+        // The heavy barrier: pairs with the light one in `ring`; orders the
+        // store above before the loads of slot stamps in the caller's
+        // re-check (store->load, which acquire/release cannot order). A
+        // `membarrier` call, or a SeqCst fence (`barrier` module docs).
+        barrier::heavy();
     }
 
     /// Receiver side: ends a sleep episode without waiting (work was found
@@ -160,19 +183,17 @@ impl<N: Notify> Doorbell<N> {
     /// call sent the notification (at most one sender does so per sleep
     /// episode).
     pub fn ring(&self) -> bool {
-        // SeqCst fence: pairs with the fence in `prepare_sleep` (Dekker-style
-        // store->load ordering between our `tail` store and our load of
-        // `sleeping`). Paid once per published batch, not per message.
-        //
-        // An asymmetric alternative would have the sleeping side issue
-        // Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` and let this
-        // side use a compiler fence only; not done because loom cannot
-        // model it, and each sleep would then interrupt every core running
-        // a thread of this process.
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered by the fence above (pairs with the fence in
-        // `prepare_sleep`); a cheap read that keeps the cache line shared
-        // while the receiver is awake.
+        // The light barrier: pairs with the heavy one in `prepare_sleep`
+        // (Dekker-style store->load ordering between our stamp store and
+        // our load of `sleeping`). Paid once per published batch: a
+        // compiler fence when the receiver's side is a `membarrier` call,
+        // else a SeqCst fence (`barrier` module docs: the fence waited for
+        // the whole batch's stores to reach the cache, a tenth of a
+        // cross-shard stream's time).
+        barrier::light();
+        // Relaxed: ordered by the barriers (pairs with `prepare_sleep`'s);
+        // a cheap read that keeps the cache line shared while the
+        // receiver is awake.
         if !self.sleeping.load(Ordering::Relaxed) {
             return false;
         }

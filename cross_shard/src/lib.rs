@@ -52,6 +52,7 @@
 //! bell.cancel_sleep();
 //! ```
 
+mod barrier;
 mod sync;
 
 pub mod doorbell;
@@ -59,7 +60,7 @@ pub mod doorbell;
 pub mod eventfd;
 pub mod ring;
 
-pub use doorbell::{Doorbell, Notify};
+pub use doorbell::{asymmetric_barriers, Doorbell, Notify};
 #[cfg(not(loom))]
 pub use eventfd::EventFd;
 pub use ring::{ring, slot_size, Consumer, Full, Producer};
