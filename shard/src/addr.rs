@@ -215,20 +215,16 @@ impl<P: Process> Addr<P> {
     ) -> Ask<R> {
         // The shard is borrowed, not cloned: the one `Rc` the ask keeps is
         // the `Reply`'s.
-        crate::shard::with_current_or(
-            (make, send),
-            |here, (make, send)| {
-                let (reply_to, reply) = here.reply_slot::<R>();
-                match send(here, self.pid, make(reply_to)) {
-                    // The failed message (and its ReplyTo) is already
-                    // dropped; the slot holds `NoReply`, but the delivery
-                    // error is more precise.
-                    Err(e) => Ask::failed(e),
-                    Ok(()) => Ask::pending(reply.asking(self.pid)),
-                }
-            },
-            |_| Ask::failed(AskError::Send("not called from a shard thread")),
-        )
+        let Some(here) = crate::shard::current_borrowed() else {
+            return Ask::failed(AskError::Send("not called from a shard thread"));
+        };
+        let (reply_to, reply) = here.reply_slot::<R>();
+        match send(&here, self.pid, make(reply_to)) {
+            // The failed message (and its ReplyTo) is already dropped; the
+            // slot holds `NoReply`, but the delivery error is more precise.
+            Err(e) => Ask::failed(e),
+            Ok(()) => Ask::pending(reply.asking(self.pid)),
+        }
     }
 }
 

@@ -190,6 +190,19 @@ pub(crate) fn current_ref<'a>() -> Option<&'a Shard> {
     unsafe { current.as_ref() }
 }
 
+/// This thread's shard as an `Rc` that is not counted: no increment now,
+/// no decrement when it goes (it is never dropped). For a call that needs
+/// an `&Rc<Shard>` and keeps no reference past its return (what `CURRENT`
+/// guarantees, see `with_current`).
+#[inline(always)]
+pub(crate) fn current_borrowed() -> Option<ManuallyDrop<Rc<Shard>>> {
+    let current = CURRENT.get();
+    // SAFETY: as in `with_current`: `current` came from `Rc::into_raw` and
+    // its count is held until `take_current`; `ManuallyDrop` leaves the
+    // count alone, and callers only borrow from it.
+    (!current.is_null()).then(|| ManuallyDrop::new(unsafe { Rc::from_raw(current) }))
+}
+
 /// This thread's shard, if any.
 #[inline]
 pub(crate) fn current() -> Option<Rc<Shard>> {
