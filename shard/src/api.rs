@@ -127,10 +127,17 @@ fn here() -> Result<Rc<Shard>, Error> {
     current().ok_or(Error::NotInRuntime)
 }
 
+/// [`here`] without touching the `Rc`'s count, for calls that keep no
+/// reference to the shard past their return (not for `async fn`s).
+#[inline(always)]
+fn here_borrowed() -> Result<std::mem::ManuallyDrop<Rc<Shard>>, Error> {
+    crate::shard::current_borrowed().ok_or(Error::NotInRuntime)
+}
+
 /// Spawns a process on the current shard. `init` runs before this returns;
 /// its failure is returned as [`Error::Init`]. The state need not be `Send`.
 pub fn spawn<P: Process>(state: P) -> Result<Addr<P>, Error> {
-    here()?.spawn(state)
+    here_borrowed()?.spawn(state)
 }
 
 /// Spawns a process on `shard`: `factory` (which must be `Send`) builds the
@@ -221,7 +228,7 @@ pub fn kill(pid: Pid) -> Result<(), Error> {
 /// stale pid and `WaitOnSelf` if a process waits for itself. The calling
 /// task yields its shard while waiting; nothing runs on its behalf.
 pub fn wait(pid: Pid) -> Wait {
-    let state = match here() {
+    let state = match here_borrowed() {
         Err(e) => Err(e),
         Ok(_) if current_pid() == Some(pid) => Err(Error::WaitOnSelf(pid)),
         Ok(here) if pid.shard().index() >= here.shared.shards.len() => {
