@@ -97,12 +97,11 @@ impl<T> Lane<T> {
         // oldest value (invariant 2); advancing `head` right after means it
         // is never read again (invariant 3).
         let value = unsafe {
-            read_by_words(
-                self.buf
-                    .as_ptr()
-                    .add((self.head & self.mask) as usize)
-                    .cast::<T>(),
-            )
+            self.buf
+                .as_ptr()
+                .add((self.head & self.mask) as usize)
+                .read()
+                .assume_init()
         };
         self.head = self.head.wrapping_add(1);
         Some(value)
@@ -258,39 +257,6 @@ pub(crate) unsafe fn write_by_words<T>(dst: *mut T, value: T) {
     } else {
         // SAFETY: the caller's contract.
         unsafe { dst.write(value) };
-    }
-}
-
-/// Moves the value out of `src`, reading it 8 bytes at a time when its
-/// layout allows: the reader's side of [`write_by_words`].
-///
-/// Why: read as a whole, a queued message (an enum) was copied through
-/// the stack on its way to the handler (a 16-byte load and store, and
-/// again), seven instructions per message on the same-shard tell path
-/// (callgrind). Read as words, it stays in registers: the handler's
-/// `match` reads the discriminant word and the field words it needs.
-///
-/// # Safety
-/// As for `ptr::read`: `src` is valid for reads of a `T`, aligned, and the
-/// value is treated as moved out.
-#[inline(always)]
-pub(crate) unsafe fn read_by_words<T>(src: *const T) -> T {
-    const WORD: usize = size_of::<u64>();
-    if align_of::<T>() >= WORD && size_of::<T>() % WORD == 0 && size_of::<T>() <= 8 * WORD {
-        let mut out = MaybeUninit::<T>::uninit();
-        let dst = out.as_mut_ptr().cast::<MaybeUninit<u64>>();
-        let src = src.cast::<MaybeUninit<u64>>();
-        for i in 0..size_of::<T>() / WORD {
-            // SAFETY: `T` is a whole number of 8-aligned words, so word
-            // `i` lies inside both `*src` and `out`, both aligned for
-            // `u64`; `MaybeUninit<u64>` may hold any bytes.
-            unsafe { dst.add(i).write(src.add(i).read_volatile()) };
-        }
-        // SAFETY: every byte of `out` was copied from the `T` at `src`.
-        unsafe { out.assume_init() }
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { src.read() }
     }
 }
 
