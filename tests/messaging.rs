@@ -869,3 +869,53 @@ fn every_message_is_dropped_once_whether_sent_refused_or_abandoned() {
         "each message dropped exactly once"
     );
 }
+
+/// Counts the messages it handles where another thread can see them.
+struct Tally(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Process for Tally {
+    type Msg = u64;
+    async fn handle(&mut self, _ctx: &mut Context<Self>, _msg: u64) -> HandlerResult {
+        // Release: pairs with the sender's Acquire load below.
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+}
+
+/// A sender that pushes `publish_batch` envelopes towards one shard within
+/// a single turn has them published at once, without waiting for the end
+/// of its round: the sender here never yields until the receiver has
+/// counted them, so it would wait forever if the batch were held back.
+#[test]
+fn a_full_publish_batch_goes_out_in_the_middle_of_a_round() {
+    const BATCH: usize = 8;
+    let rt = Runtime::builder()
+        .shards(2)
+        .pin(false)
+        .publish_batch(BATCH)
+        .build()
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tally = {
+        let seen = seen.clone();
+        rt.spawn_on(ShardId(1), move || Tally(seen)).unwrap()
+    };
+    let counted = rt
+        .block_on(ShardId(0), move || async move {
+            for i in 0..BATCH as u64 {
+                tally.tell(i).unwrap();
+            }
+            // No await: this turn (and this shard's round) does not end
+            // until shard 1 has handled the whole batch.
+            loop {
+                let n = seen.load(std::sync::atomic::Ordering::Acquire);
+                if n == BATCH as u64 {
+                    break n;
+                }
+                std::hint::spin_loop();
+                std::thread::yield_now();
+            }
+        })
+        .unwrap();
+    assert_eq!(counted, BATCH as u64);
+}

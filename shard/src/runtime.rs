@@ -22,6 +22,9 @@ use std::time::Duration;
 /// carrying one is a word smaller in every mailbox and ring slot.
 pub(crate) type RuntimeId = u32;
 
+/// [`Builder::publish_batch`]'s default.
+const DEFAULT_PUBLISH_BATCH: usize = 256;
+
 /// Tunables, fixed when the runtime is built.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -30,6 +33,7 @@ pub(crate) struct Config {
     pub(crate) shutdown_grace: Duration,
     pub(crate) spin_before_park: Duration,
     pub(crate) process_budget: u32,
+    pub(crate) publish_batch: usize,
 }
 
 /// The notifier a shard's doorbell rings: the waker of the shard's pump
@@ -144,6 +148,7 @@ pub struct Builder {
     shutdown_grace: Option<Duration>,
     spin_before_park: Option<Duration>,
     process_budget: Option<u32>,
+    publish_batch: Option<usize>,
     cores: Option<Vec<usize>>,
 }
 
@@ -208,6 +213,21 @@ impl Builder {
     /// ones amortise scheduling over more messages.
     pub fn process_budget(mut self, messages: u32) -> Self {
         self.process_budget = Some(messages);
+        self
+    }
+
+    /// Envelopes a shard pushes into a ring towards another shard before it
+    /// publishes them in the middle of a scheduler round (default 256, at
+    /// most a quarter of the ring's capacity; zero is taken as one). Every
+    /// round ends by publishing whatever is pending, so this only matters
+    /// for a shard that sends more than this to one peer within a round:
+    /// a smaller batch lets that peer see the start of a long stream
+    /// sooner; a larger one makes the peer's core fetch the ring's tail
+    /// and batch stamps fewer times per message (a one-way stream between
+    /// two shards moved about 50 M msg/s with 16, 57-66 with 64 and 71-85
+    /// with 256 on the 2-core development VM, side by side).
+    pub fn publish_batch(mut self, envelopes: usize) -> Self {
+        self.publish_batch = Some(envelopes);
         self
     }
 
@@ -292,6 +312,16 @@ impl Builder {
             shutdown_grace: self.shutdown_grace.unwrap_or(Duration::from_secs(5)),
             spin_before_park: self.spin_before_park.unwrap_or(Duration::from_micros(50)),
             process_budget: self.process_budget.unwrap_or(100).max(1),
+            publish_batch: 0,
+        };
+        let ring_slots = config.ring_capacity.next_power_of_two();
+        let config = Config {
+            publish_batch: self
+                .publish_batch
+                .unwrap_or(DEFAULT_PUBLISH_BATCH)
+                .min(ring_slots / 4)
+                .max(1),
+            ..config
         };
         // A unique number; orders nothing. `fetch_update` rather than
         // `fetch_add` so that the last id is never passed (no wrap, no reuse).

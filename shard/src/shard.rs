@@ -44,10 +44,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-/// Messages published to a ring in one batch before the pump's end-of-turn
-/// flush (Seastar batches 16 items the same way).
-pub(crate) const BATCH: usize = 16;
-
 /// Most envelopes taken from one inbound source per pump round, so that a
 /// flooding peer cannot starve the shard's processes.
 const DRAIN_LIMIT: usize = 4096;
@@ -133,6 +129,9 @@ pub(crate) struct Shard {
     scheduler_parked: Cell<bool>,
     stopping: Cell<bool>,
     budget: u32,
+    /// Envelopes pushed to a ring before a mid-round publish
+    /// (`Builder::publish_batch`).
+    publish_batch: usize,
     pub(crate) counters: Counters,
     /// Blocks for process and task allocations (see `block_cache.rs`).
     pub(crate) blocks: crate::block_cache::BlockCache,
@@ -268,6 +267,7 @@ impl Shard {
             scheduler_parked: Cell::new(false),
             stopping: Cell::new(false),
             budget: shared.config.process_budget,
+            publish_batch: shared.config.publish_batch,
             counters: Counters::default(),
             blocks: Default::default(),
         }
@@ -392,7 +392,7 @@ impl Shard {
             // (`push_with`): no copy of a freshly built envelope.
             outbox.overflow.push_back(make());
             bump(&self.counters.overflowed);
-        } else if outbox.producer.unpublished() >= BATCH {
+        } else if outbox.producer.unpublished() >= self.publish_batch {
             let _ = outbox.producer.publish();
             drop(outboxes);
             self.ring(to);
