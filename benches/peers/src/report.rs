@@ -159,8 +159,9 @@ pub fn bare_queue_ns(n: u64) -> f64 {
 /// Millions of messages per second through corelet's own SPSC ring
 /// (`corelet_cross_shard::ring`, 1,024 slots) between two spinning
 /// threads: 56-byte values (an envelope's size; with its stamp one 64-byte
-/// slot), published every 16 as
-/// the shards do, the consumer draining in batches and reading each value.
+/// slot), published every 256 as
+/// the shards do by default (`Builder::publish_batch`), the consumer
+/// draining in batches and reading each value.
 /// No mailbox, table or process: the ring's own pace on this machine, the
 /// floor of cross-shard tell.
 pub fn bare_ring_mmsgs(n: u64) -> f64 {
@@ -195,7 +196,7 @@ pub fn bare_ring_mmsgs(n: u64) -> f64 {
             tx.publish();
             std::hint::spin_loop();
         }
-        if tx.unpublished() >= 16 {
+        if tx.unpublished() >= 256 {
             tx.publish();
         }
     }
@@ -472,7 +473,7 @@ pub fn markdown(
          the local tell workload (it queues every message before the counter runs), and so \
          its floor\n\
          - **Bare ring:** corelet's SPSC ring alone, 56-byte values (one slot line each) between two spinning \
-         threads, published every 16, moves {ring:.0} M msg/s here: the floor of \
+         threads, published every 256, moves {ring:.0} M msg/s here: the floor of \
          cross-shard tell (no mailbox, table or process)\n\
          - **Toolchain:** {rustc}; {go}\n\
          - **Commit:** `{commit}`, {date}\n\
