@@ -26,8 +26,9 @@
 //!
 //! 1. The mode is chosen once per process, by [`enable`], and never
 //!    changes after: `MEMBARRIER` if the kernel registered the process for
-//!    expedited private barriers, `FENCES` otherwise (an old kernel, a
-//!    seccomp filter, valgrind).
+//!    expedited private barriers, `FENCES` otherwise (a kernel older than
+//!    4.14, or a seccomp filter that refuses the call). Valgrind passes
+//!    the call through to the kernel, so it runs in `MEMBARRIER` mode too.
 //! 2. [`enable`] runs before any doorbell exists (it is called by
 //!    `Doorbell::new`), and a doorbell reaches its senders and receiver
 //!    only through synchronisation (a thread spawn, an `Arc` sent over a

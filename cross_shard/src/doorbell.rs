@@ -77,8 +77,8 @@ use crate::sync::{AtomicBool, CachePadded, Ordering};
 /// Whether this process pairs the doorbell's barriers asymmetrically
 /// (`membarrier` when a receiver goes to sleep, a compiler fence when a
 /// sender rings) rather than with a `SeqCst` fence on each side. Decided
-/// when the first doorbell is made; `false` before that, under valgrind,
-/// and on kernels without expedited private `membarrier`.
+/// when the first doorbell is made; `false` before that and on kernels
+/// without expedited private `membarrier`.
 pub fn asymmetric_barriers() -> bool {
     barrier::uses_membarrier()
 }
