@@ -40,7 +40,7 @@
 //!                  then cancel_sleep, loop
 //! ```
 //!
-//! R2 and S2 are a pair of asymmetric barriers (see [`mod@crate::barrier`]):
+//! R2 and S2 are a pair of asymmetric barriers (see `src/barrier.rs`):
 //! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` on the receiver, which
 //! sleeps rarely, and a compiler fence on the sender, which rings once per
 //! batch; or a `SeqCst` fence on each side where `membarrier` is not
