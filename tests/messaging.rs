@@ -888,13 +888,21 @@ impl Process for Tally {
 /// counted them, so it would wait forever if the batch were held back.
 #[test]
 fn a_full_publish_batch_goes_out_in_the_middle_of_a_round() {
-    const BATCH: usize = 8;
-    let rt = Runtime::builder()
-        .shards(2)
-        .pin(false)
-        .publish_batch(BATCH)
-        .build()
-        .unwrap();
+    batch_published_mid_round(8, Runtime::builder().publish_batch(8));
+}
+
+/// The batch is at most a quarter of the ring: asked for 100 on a ring of
+/// 8 slots, a shard publishes every 2 (else this would wait forever, the
+/// two envelopes never published).
+#[test]
+fn the_publish_batch_is_clamped_to_a_quarter_of_the_ring() {
+    batch_published_mid_round(2, Runtime::builder().ring_capacity(8).publish_batch(100));
+}
+
+/// Sends `BATCH` messages from shard 0 to shard 1 within one turn, then
+/// spins in that turn until shard 1 has handled them all.
+fn batch_published_mid_round(batch: usize, builder: corelet::Builder) {
+    let rt = builder.shards(2).pin(false).build().unwrap();
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tally = {
         let seen = seen.clone();
@@ -902,14 +910,14 @@ fn a_full_publish_batch_goes_out_in_the_middle_of_a_round() {
     };
     let counted = rt
         .block_on(ShardId(0), move || async move {
-            for i in 0..BATCH as u64 {
+            for i in 0..batch as u64 {
                 tally.tell(i).unwrap();
             }
             // No await: this turn (and this shard's round) does not end
             // until shard 1 has handled the whole batch.
             loop {
                 let n = seen.load(std::sync::atomic::Ordering::Acquire);
-                if n == BATCH as u64 {
+                if n == batch as u64 {
                     break n;
                 }
                 std::hint::spin_loop();
@@ -917,5 +925,5 @@ fn a_full_publish_batch_goes_out_in_the_middle_of_a_round() {
             }
         })
         .unwrap();
-    assert_eq!(counted, BATCH as u64);
+    assert_eq!(counted, batch as u64);
 }
