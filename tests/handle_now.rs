@@ -9,7 +9,11 @@
 //! - a process that hands a message on without implementing `handle`
 //!   stops with an error that says so, instead of losing the message
 //!   silently;
-//! - a message handled there may ask, tell and spawn like any handler.
+//! - a message handled there may ask, tell and spawn like any handler;
+//! - a terminate, kill or shutdown a handler sends to its own process there
+//!   takes effect before the next queued message (the run loop's inner
+//!   loop re-checks the header's flags after each message: each test fails
+//!   or hangs if its flag is left out of that check).
 
 use corelet::{Context, ExitReason, Handled, HandlerResult, Process, ReplyTo, Runtime, ShardId};
 use std::cell::RefCell;
@@ -283,4 +287,83 @@ fn handle_now_tells_and_answers_across_shards() {
         .unwrap();
     assert_eq!(doubled, 100);
     rt.shutdown().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Signals a handler sends to its own process take effect before the next
+// queued message, also when the run loop stays in its inner loop.
+
+/// Logs the numbers it is sent; signals itself on request.
+struct SelfSignal {
+    log: Vec<u32>,
+}
+
+enum SelfMsg {
+    Count(u32),
+    TerminateMe,
+    KillMe,
+    ShutdownMe,
+    Log(ReplyTo<Vec<u32>>),
+}
+
+impl Process for SelfSignal {
+    type Msg = SelfMsg;
+
+    fn handle_now(&mut self, ctx: &mut Context<Self>, msg: SelfMsg) -> Handled<SelfMsg> {
+        match msg {
+            SelfMsg::Count(n) => self.log.push(n),
+            SelfMsg::TerminateMe => corelet::terminate(ctx.pid()).unwrap(),
+            SelfMsg::KillMe => corelet::kill(ctx.pid()).unwrap(),
+            SelfMsg::ShutdownMe => corelet::shutdown(ctx.pid()).unwrap(),
+            SelfMsg::Log(reply) => reply.send(self.log.clone()),
+        }
+        Handled::Done(Ok(()))
+    }
+}
+
+/// Queues `Count(1)`, `signal`, `Count(2)`, `Count(3)` and a `Log` request
+/// in one turn (the process runs only after), then returns the answer to
+/// the `Log`, the process's exit reason, and whether a `Count` told after
+/// the answer was still taken.
+fn self_signal(signal: SelfMsg) -> (Result<Vec<u32>, corelet::AskError>, ExitReason, bool) {
+    runtime(1)
+        .block_on(ShardId(0), move || async move {
+            let p = corelet::spawn(SelfSignal { log: Vec::new() }).unwrap();
+            // Registered now, resolved when it exits (later, its exit
+            // would be `NoProcess`).
+            let exited = corelet::wait(p.pid());
+            p.tell(SelfMsg::Count(1)).unwrap();
+            p.tell(signal).unwrap();
+            p.tell(SelfMsg::Count(2)).unwrap();
+            p.tell(SelfMsg::Count(3)).unwrap();
+            let log = p.ask(SelfMsg::Log).await;
+            let late = p.tell(SelfMsg::Count(4)).is_ok();
+            let reason = exited.await.unwrap();
+            (log, reason, late)
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_terminate_sent_to_itself_overtakes_the_queued_messages() {
+    let (log, reason, late) = self_signal(SelfMsg::TerminateMe);
+    assert!(log.is_err(), "the queued request was answered: {log:?}");
+    assert_eq!(reason, ExitReason::Shutdown);
+    assert!(!late, "a message was taken after the exit");
+}
+
+#[test]
+fn a_kill_sent_to_itself_stops_it_before_the_next_message() {
+    let (log, reason, late) = self_signal(SelfMsg::KillMe);
+    assert!(log.is_err(), "the queued request was answered: {log:?}");
+    assert_eq!(reason, ExitReason::Killed);
+    assert!(!late, "a message was taken after the exit");
+}
+
+#[test]
+fn a_shutdown_sent_to_itself_drains_what_was_queued_and_then_stops() {
+    let (log, reason, late) = self_signal(SelfMsg::ShutdownMe);
+    assert_eq!(log, Ok(vec![1, 2, 3]), "everything queued before it");
+    assert_eq!(reason, ExitReason::Shutdown);
+    assert!(!late, "a message told after the drain was taken");
 }
