@@ -33,7 +33,7 @@
 
 mod lane;
 
-pub use lane::Lane;
+pub use lane::{copy_by_words, read_by_words, Lane};
 use std::collections::VecDeque;
 use std::fmt;
 

@@ -120,10 +120,11 @@ unsafe fn route_remote_in_place<M: Send + 'static>(
         return Err(SendError::UnknownShard(()));
     }
     let deliver = move |src: *mut M| {
+        // Read in 8-byte words: see `corelet_mailbox::copy_by_words`.
         // SAFETY: this runs only when the outbox takes the message, once
         // (`send_remote_with` calls it at most once); the caller's contract
         // makes `src` live and gives up the message on `Ok`.
-        let msg = unsafe { crate::envelope::read_by_words(src) };
+        let msg = unsafe { corelet_mailbox::read_by_words(src) };
         Envelope::new(move |there: &Shard| {
             // `deliver` counts the dead letter on the receiving shard.
             let _ = there.deliver(pid, msg);

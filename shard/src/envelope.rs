@@ -101,42 +101,6 @@ impl Drop for Envelope {
     }
 }
 
-/// Moves the value out of `src`, reading it 8 bytes at a time when its
-/// layout allows (the reader's side of `corelet_mailbox`'s
-/// `write_by_words`).
-///
-/// Why: a message is usually built field by field (8-byte stores) just
-/// before it is sent, and the compiler copies it into the envelope with
-/// 16-byte loads. A load that spans two recent stores cannot be forwarded
-/// from the store buffer and waits for them to reach the cache; on the
-/// cross-shard tell path that wait held a fifth of a sender's samples
-/// (`perf annotate`). Loads of the width of the stores are forwarded;
-/// volatile keeps the compiler from merging them back.
-///
-/// # Safety
-/// As for `ptr::read`: `src` is valid for reads of a `T`, aligned, and
-/// the value is used as moved out (read once).
-#[inline(always)]
-pub(crate) unsafe fn read_by_words<T>(src: *const T) -> T {
-    const WORD: usize = size_of::<u64>();
-    if align_of::<T>() >= WORD && size_of::<T>() % WORD == 0 && size_of::<T>() <= INLINE {
-        let mut out = MaybeUninit::<T>::uninit();
-        let dst = out.as_mut_ptr().cast::<MaybeUninit<u64>>();
-        let src = src.cast::<MaybeUninit<u64>>();
-        for i in 0..size_of::<T>() / WORD {
-            // SAFETY: `T` is a whole number of 8-aligned words, so word `i`
-            // lies inside both `*src` and `out`, both aligned for `u64`;
-            // `MaybeUninit<u64>` may hold any bytes, padding included.
-            unsafe { dst.add(i).write(src.add(i).read_volatile()) };
-        }
-        // SAFETY: every byte of `out` was copied from the `T` at `src`.
-        unsafe { out.assume_init() }
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { src.read() }
-    }
-}
-
 /// # Safety
 /// `payload` holds a live `F` (invariant 1), consumed here.
 unsafe fn call_inline<F: FnOnce(&Rc<Shard>)>(payload: *mut u8, shard: Option<&Rc<Shard>>) {
