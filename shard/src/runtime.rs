@@ -224,7 +224,7 @@ impl Builder {
     /// a smaller batch lets that peer see the start of a long stream
     /// sooner; a larger one makes the peer's core fetch the ring's tail
     /// and batch stamps fewer times per message (a one-way stream between
-    /// two shards moved about 50 M msg/s with 16, 57-66 with 64 and 71-85
+    /// two shards moved about 50 M msg/s with 16, 57-66 with 64 and 67-85
     /// with 256 on the 2-core development VM, side by side).
     pub fn publish_batch(mut self, envelopes: usize) -> Self {
         self.publish_batch = Some(envelopes);
@@ -306,22 +306,18 @@ impl Builder {
     pub fn build(self) -> Result<Runtime, Error> {
         let (n, pin) = self.resolve()?;
         let placed = self.placement(n)?;
+        let ring_capacity = self.ring_capacity.unwrap_or(1024).max(2);
         let config = Config {
-            ring_capacity: self.ring_capacity.unwrap_or(1024).max(2),
+            ring_capacity,
             overflow_limit: self.overflow_limit.unwrap_or(1 << 16).max(1),
             shutdown_grace: self.shutdown_grace.unwrap_or(Duration::from_secs(5)),
             spin_before_park: self.spin_before_park.unwrap_or(Duration::from_micros(50)),
             process_budget: self.process_budget.unwrap_or(100).max(1),
-            publish_batch: 0,
-        };
-        let ring_slots = config.ring_capacity.next_power_of_two();
-        let config = Config {
             publish_batch: self
                 .publish_batch
                 .unwrap_or(DEFAULT_PUBLISH_BATCH)
-                .min(ring_slots / 4)
+                .min(ring_capacity.next_power_of_two() / 4)
                 .max(1),
-            ..config
         };
         // A unique number; orders nothing. `fetch_update` rather than
         // `fetch_add` so that the last id is never passed (no wrap, no reuse).

@@ -94,12 +94,11 @@ pub(crate) const YIELD_EVERY: u32 = 64;
 
 /// Busy time after which the scheduler yields to glommio's other tasks,
 /// timers and I/O even if glommio did not ask (rule 4): Seastar's default
-/// task quota. A yield costs 17-65 µs on average here (`let_glommio_run`
-/// sleeps, and the executor parks in the kernel when nothing else is
-/// ready); yielding every 64 busy rounds instead stalled a cross-shard
-/// stream several hundred times per second per shard, each stall leaving
-/// the other side with a full ring or nothing to do (cross-shard tell
-/// 18.9-21.3 -> 15.8-18.2 ns per message without them, side by side).
+/// task quota. Yielding every 64 busy rounds instead stalled a
+/// cross-shard stream several hundred times per second per shard (timed
+/// then at 17-65 µs per yield; rechecked later at 8-13 µs, 35-39 yields
+/// per shard in a 40 ms stream: `docs/architecture.md`, "Yielding to
+/// glommio").
 pub(crate) const YIELD_QUANTUM: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// The ready queue: an intrusive FIFO through `Header::next`, and the
