@@ -84,6 +84,11 @@ fn parse(args: Vec<String>) -> Result<Cli> {
                 if corelet_peers::Sizes::by_name(&profile).is_none() {
                     return Err(BenchError(format!("no size profile {profile:?}")));
                 }
+                // Only the full profile's skynet needs minutes in a child;
+                // a hung child of a smaller one is not waited on as long.
+                if profile != "full" {
+                    cli.opts.child_time = std::time::Duration::from_secs(60);
+                }
                 cli.opts.profile = profile;
             }
             "--rounds" => {

@@ -106,7 +106,8 @@ pub fn notes(results: &Results) -> String {
 
 /// One JSON object per workload: workload, unit, corelet, peers (every
 /// other runtime measured, raw glommio and stakker included), best_peer
-/// and ratio (of actix, ractor, kameo and Go), glommio_ratio.
+/// and ratio (of actix, ractor, kameo and Go), glommio_ratio, and
+/// left_out: each runtime whose run in a child hit a limit, with why.
 pub fn json_lines(results: &Results) -> Vec<String> {
     measured(results)
         .into_iter()
@@ -117,6 +118,13 @@ pub fn json_lines(results: &Results) -> Vec<String> {
                     peers.insert(k.name().to_owned(), json!(v));
                 }
             }
+            let left_out: Map<String, Value> = Kind::ALL
+                .into_iter()
+                .filter_map(|k| {
+                    let why = results.skipped.get(&(w, k))?;
+                    Some((k.name().to_owned(), json!(why)))
+                })
+                .collect();
             let line = json!({
                 "workload": w.name(),
                 "unit": w.unit().name(),
@@ -125,6 +133,7 @@ pub fn json_lines(results: &Results) -> Vec<String> {
                 "best_peer": results.best_peer(w).map(|(k, _)| k.name()),
                 "ratio": results.ratio(w),
                 "glommio_ratio": results.glommio_ratio(w),
+                "left_out": Value::Object(left_out),
             });
             line.to_string()
         })
@@ -199,6 +208,8 @@ mod tests {
         let skynet: Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(skynet["best_peer"], Value::Null);
         assert!(skynet["peers"].as_object().unwrap().is_empty());
+        assert_eq!(skynet["left_out"]["ractor"], "took more than 60 s");
+        assert!(v["left_out"].as_object().unwrap().is_empty());
     }
 
     #[test]

@@ -136,7 +136,22 @@ fn tiny_run_prints_one_json_object_per_workload() {
     assert_eq!(lines.len(), 13, "{stdout}");
     for v in &lines {
         assert!(v["corelet"].as_f64().unwrap() > 0.0 || v["workload"] == "idle_memory");
-        assert_eq!(v["peers"].as_object().unwrap().len(), 3, "{v}");
+        // Every peer is accounted for: measured, or left out with the
+        // limit its child hit (a peer runtime's own hang, seen once in
+        // ractor or kameo under a loaded machine, is reported, not fatal;
+        // corelet's value above has no such escape).
+        let (peers, left_out) = (&v["peers"], &v["left_out"]);
+        for peer in ["actix", "ractor", "kameo"] {
+            assert!(
+                peers[peer].is_number() ^ left_out[peer].is_string(),
+                "{peer}: {v}"
+            );
+        }
+        assert_eq!(
+            peers.as_object().unwrap().len() + left_out.as_object().unwrap().len(),
+            3,
+            "{v}"
+        );
         assert!(v["ratio"].is_number(), "{v}");
         let unit = if v["workload"] == "idle_memory" {
             "bytes"
