@@ -93,9 +93,24 @@ impl<T> Lane<T> {
         if self.head == self.tail {
             return None;
         }
-        // SAFETY: the lane is not empty, so the slot at `head` holds the
-        // oldest value (invariant 2); advancing `head` right after means it
-        // is never read again (invariant 3).
+        // SAFETY: not empty, just checked.
+        Some(unsafe { self.pop_unchecked() })
+    }
+
+    /// Takes the oldest value of a lane known not to be empty. Unlike
+    /// `pop`, the value is not wrapped in an `Option` that the caller
+    /// unwraps again: for a value type whose `Option` uses a niche, that
+    /// would test the niche of a value just read (two instructions per
+    /// message on the receive path).
+    ///
+    /// # Safety
+    /// The lane is not empty.
+    #[inline]
+    pub unsafe fn pop_unchecked(&mut self) -> T {
+        debug_assert!(!self.is_empty());
+        // SAFETY: the lane is not empty (caller's contract), so the slot at
+        // `head` holds the oldest value (invariant 2); advancing `head`
+        // right after means it is never read again (invariant 3).
         let value = unsafe {
             self.buf
                 .as_ptr()
@@ -104,7 +119,7 @@ impl<T> Lane<T> {
                 .assume_init()
         };
         self.head = self.head.wrapping_add(1);
-        Some(value)
+        value
     }
 
     /// Iterates over the queued values, oldest first.
@@ -225,18 +240,37 @@ impl<T> Lane<T> {
     }
 }
 
-/// Moves `value` to `dst`, reading it 8 bytes at a time when its layout
-/// allows (see [`copy_by_words`]).
+/// Moves `value` to `dst`, 8 bytes at a time when its layout allows
+/// (the layouts [`copy_by_words`] copies by words).
+///
+/// Unlike `copy_by_words` the *stores* are volatile and the loads plain:
+/// the compiler keeps a value it has just built in registers and stores
+/// each word straight into the slot, so no load of a fresh narrow store
+/// is left to stall, and none of the value's trip through a stack
+/// temporary either (callgrind, same-shard tell: 91.1 to 86.1
+/// instructions, with the volatile loads of `copy_by_words` here; the
+/// stores stay 8 bytes wide, which is what keeps the compiler from
+/// merging them into the 16-byte copy of a stack temporary that stalled).
 ///
 /// # Safety
 /// `dst` is valid for a write of a `T` and aligned for it.
 #[inline(always)]
 pub(crate) unsafe fn write_by_words<T>(dst: *mut T, value: T) {
+    const WORD: usize = size_of::<u64>();
     // `ManuallyDrop` keeps the original from being dropped: the value is
     // moved bit for bit, one value, one owner.
     let value = ManuallyDrop::new(value);
-    // SAFETY: `value` is a live `T` on the stack, `dst` is the caller's.
-    unsafe { copy_by_words(&*value, dst) };
+    if align_of::<T>() >= WORD && size_of::<T>() % WORD == 0 && size_of::<T>() <= 8 * WORD {
+        let src = (&*value as *const T).cast::<MaybeUninit<u64>>();
+        let dst = dst.cast::<MaybeUninit<u64>>();
+        for i in 0..size_of::<T>() / WORD {
+            // SAFETY: as in `copy_by_words`.
+            unsafe { dst.add(i).write_volatile(src.add(i).read()) };
+        }
+    } else {
+        // SAFETY: `value` is a live `T` on the stack, `dst` is the caller's.
+        unsafe { std::ptr::copy_nonoverlapping(&*value, dst, 1) };
+    }
 }
 
 /// Moves the value at `src` out, reading it 8 bytes at a time when its

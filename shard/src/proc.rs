@@ -574,10 +574,12 @@ unsafe fn run_until<K: Kind>(
                             Outcome::Requeue
                         };
                     }
-                    let Some(item) = mailbox.pop_message() else {
+                    if mailbox.is_empty() {
                         header.run.set(Run::Idle);
                         return Outcome::Parked;
-                    };
+                    }
+                    // SAFETY: not empty, just checked.
+                    let item = unsafe { mailbox.pop_message_unchecked() };
                     *budget -= 1;
                     if draining {
                         header
