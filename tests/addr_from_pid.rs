@@ -63,3 +63,49 @@ fn a_pid_found_by_name_can_be_messaged_with_the_right_type_only() {
     );
     assert_eq!(rt.stats().unwrap()[1].dead_letters, dead_before + 1);
 }
+
+/// An address returned by a spawn is checked like any other: on another
+/// runtime the same pid may name a process of another type. (A guard for
+/// any shortcut that trusts a spawned address's type: one was tried, see
+/// the stamp in docs/architecture.md.)
+#[test]
+fn an_address_from_another_runtime_is_checked_where_its_pid_names_another_process() {
+    let first = Runtime::builder().shards(1).pin(false).build().unwrap();
+    let second = Runtime::builder().shards(1).pin(false).build().unwrap();
+    let counter = first.spawn_on(ShardId(0), || Counter(0)).unwrap();
+    let other = second.spawn_on(ShardId(0), || Other).unwrap();
+    assert_eq!(
+        counter.pid(),
+        other.pid(),
+        "the test needs one pid naming two processes"
+    );
+    let (told, asked) = second
+        .block_on(ShardId(0), move || async move {
+            let told = counter.tell(CounterMsg::Add(1)).map_err(|e| e.to_string());
+            let asked = counter.ask(CounterMsg::Get).await;
+            (told, asked)
+        })
+        .unwrap();
+    assert_eq!(told, Err("process has a different message type".into()));
+    assert_eq!(
+        asked,
+        Err(AskError::Send("process has a different message type"))
+    );
+    // On its own runtime the same address delivers.
+    let total = first
+        .block_on(ShardId(0), move || async move {
+            counter.tell(CounterMsg::Add(5)).unwrap();
+            counter.ask(CounterMsg::Get).await.unwrap()
+        })
+        .unwrap();
+    assert_eq!(total, 5);
+}
+
+#[test]
+fn an_address_is_as_small_as_a_pid() {
+    assert_eq!(std::mem::size_of::<Addr<Counter>>(), 12);
+    assert_eq!(
+        std::mem::size_of::<Addr<Counter>>(),
+        std::mem::size_of::<corelet::Pid>()
+    );
+}
