@@ -493,7 +493,8 @@ pub fn markdown(
          of the available memory; a runtime that hits it is left out and named below.\n\n\
          Runtimes: corelet with {pin} shards, one shard for local workloads and two for \
          cross-shard ones and skynet (skynet spreads the children of its top two levels over \
-         the shards); actix 0.13 on its `System` thread for the local workloads and on two \
+         the shards; below them a node spawns and tells on its own shard in `handle_now`, \
+         with no future, as every Savina workload does where nothing awaits); actix 0.13 on its `System` thread for the local workloads and on two \
          `Arbiter` threads (the counterpart of two shards; the `System` thread only waits) \
          for the cross-thread ones and skynet; ractor 0.16 and kameo 0.22 (default features) on \
          a tokio multi-thread runtime with 2 workers, workloads running as tasks on the \

@@ -450,8 +450,79 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Whether this node's parent is on its own shard (true below the
+    /// levels whose children are spread).
+    fn parent_is_local(&self) -> bool {
+        self.depth > SPREAD_LEVELS || self.shards == 1
+    }
+
+    /// [`Node::report`] for a node whose parent is on its own shard (or
+    /// the root, which answers its asker): a same-shard `tell` never
+    /// waits, so nothing here awaits.
+    fn report_now(&mut self, ctx: &mut Context<Self>, value: u64) -> Handled<NodeMsg> {
+        match (self.parent, self.reply.take()) {
+            (Some(parent), _) => {
+                if let Err(e) = parent.tell(NodeMsg::Value(value)) {
+                    return Handled::Done(Err(e.to_string().into()));
+                }
+            }
+            (None, Some(reply)) => reply.send(value),
+            (None, None) => return Handled::Done(Err("a root without an asker".into())),
+        }
+        ctx.stop();
+        Handled::Done(Ok(()))
+    }
+}
+
 impl Process for Node {
     type Msg = NodeMsg;
+
+    /// Every node below the spread levels handles its messages here, with
+    /// no future: it spawns and tells on its own shard only (the
+    /// convention of every Savina workload: `handle_now` where nothing
+    /// awaits). The spread levels and the root await (`spawn_on`, a
+    /// cross-shard `send`) in `handle`.
+    fn handle_now(&mut self, ctx: &mut Context<Self>, msg: NodeMsg) -> Handled<NodeMsg> {
+        match msg {
+            NodeMsg::Go if self.size == 1 && self.parent_is_local() => {
+                self.report_now(ctx, self.num)
+            }
+            NodeMsg::Go if self.size > 1 && (self.depth >= SPREAD_LEVELS || self.shards == 1) => {
+                let child_size = self.size / 10;
+                for i in 0..10 {
+                    let num = self.num + i * child_size;
+                    let child = Node::new(
+                        num,
+                        child_size,
+                        self.depth + 1,
+                        self.shards,
+                        Some(ctx.addr()),
+                    );
+                    let sent = corelet::spawn(child)
+                        .map_err(|e| e.to_string())
+                        .and_then(|addr| addr.tell(NodeMsg::Go).map_err(|e| e.to_string()));
+                    if let Err(e) = sent {
+                        return Handled::Done(Err(e.into()));
+                    }
+                }
+                self.pending = 10;
+                Handled::Done(Ok(()))
+            }
+            NodeMsg::Value(v)
+                if self.pending > 1 || self.parent_is_local() || self.parent.is_none() =>
+            {
+                self.sum += v;
+                self.pending -= 1;
+                if self.pending == 0 {
+                    self.report_now(ctx, self.sum)
+                } else {
+                    Handled::Done(Ok(()))
+                }
+            }
+            later => Handled::Later(later),
+        }
+    }
 
     async fn handle(&mut self, ctx: &mut Context<Self>, msg: NodeMsg) -> HandlerResult {
         match msg {
