@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::exit::{panic_message, ExitReason};
 use crate::pid::{Pid, ShardId};
 use crate::process::Process;
-use crate::shard::{current, Priority, Shard};
+use crate::shard::{Priority, Shard};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
@@ -91,7 +91,7 @@ impl Shard {
 /// Spawns a process on the current shard with `opts` (see
 /// [`spawn_on_with`]). The state need not be `Send`.
 pub fn spawn_with<P: Process>(opts: SpawnOptions, state: P) -> Result<Addr<P>, Error> {
-    let here = current().ok_or(Error::NotInRuntime)?;
+    let here = crate::api::here()?;
     here.spawn_with_opts(opts, || Some(state))
         .map(|addr| addr.expect("a present state always spawns"))
 }
@@ -125,7 +125,7 @@ where
     P: Process,
     F: FnOnce() -> Option<P> + Send + 'static,
 {
-    let here = current().ok_or(Error::NotInRuntime)?;
+    let here = crate::api::here()?;
     if shard == here.id {
         return here.spawn_with_opts(opts, factory);
     }

@@ -10,14 +10,14 @@
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::pid::ShardId;
-use crate::shard::{current, with_current, Priority};
+use crate::shard::{with_current, Priority};
 use crate::stats::ShardStats;
 
 /// A snapshot of `shard`'s counters, taken on that shard. Awaiting it
 /// yields the calling shard. `UnknownShard` for a shard the runtime does
 /// not have, `ShuttingDown` if that shard has finished.
 pub async fn shard_stats(shard: ShardId) -> Result<ShardStats, Error> {
-    let here = current().ok_or(Error::NotInRuntime)?;
+    let here = crate::api::here()?;
     if shard == here.id {
         return Ok(here.stats());
     }
