@@ -413,22 +413,21 @@ impl Node {
         }
     }
 
+    /// The `i`th of this node's ten children.
+    fn child(&self, ctx: &Context<Self>, i: u64) -> Node {
+        let size = self.size / 10;
+        let num = self.num + i * size;
+        Node::new(num, size, self.depth + 1, self.shards, Some(ctx.addr()))
+    }
+
     async fn go(&mut self, ctx: &mut Context<Self>) -> HandlerResult {
         if self.size == 1 {
             return self.report(ctx, self.num).await;
         }
-        let child_size = self.size / 10;
         for i in 0..10 {
-            let num = self.num + i * child_size;
-            let child = Node::new(
-                num,
-                child_size,
-                self.depth + 1,
-                self.shards,
-                Some(ctx.addr()),
-            );
+            let child = self.child(ctx, i);
             let addr = if self.depth < SPREAD_LEVELS && self.shards > 1 {
-                let shard = ShardId(((num / child_size) % self.shards as u64) as u16);
+                let shard = ShardId(((child.num / child.size) % self.shards as u64) as u16);
                 corelet::spawn_on(shard, move || child).await?
             } else {
                 corelet::spawn(child)?
@@ -489,17 +488,8 @@ impl Process for Node {
                 self.report_now(ctx, self.num)
             }
             NodeMsg::Go if self.size > 1 && (self.depth >= SPREAD_LEVELS || self.shards == 1) => {
-                let child_size = self.size / 10;
                 for i in 0..10 {
-                    let num = self.num + i * child_size;
-                    let child = Node::new(
-                        num,
-                        child_size,
-                        self.depth + 1,
-                        self.shards,
-                        Some(ctx.addr()),
-                    );
-                    let sent = corelet::spawn(child)
+                    let sent = corelet::spawn(self.child(ctx, i))
                         .map_err(|e| e.to_string())
                         .and_then(|addr| addr.tell(NodeMsg::Go).map_err(|e| e.to_string()));
                     if let Err(e) = sent {
