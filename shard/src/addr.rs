@@ -125,10 +125,7 @@ unsafe fn route_remote_in_place<M: Send + 'static>(
         // (`send_remote_with` calls it at most once); the caller's contract
         // makes `src` live and gives up the message on `Ok`.
         let msg = unsafe { corelet_mailbox::read_by_words(src) };
-        Envelope::new(move |there: &Shard| {
-            // `deliver` counts the dead letter on the receiving shard.
-            let _ = there.deliver(pid, msg);
-        })
+        Envelope::message(pid, msg)
     };
     match here.send_remote_with(pid.shard(), src, priority, deliver) {
         Ok(()) => Ok(()),

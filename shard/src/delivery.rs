@@ -44,6 +44,35 @@ impl Shard {
         }
     }
 
+    /// [`Shard::deliver`] of a message that lies at `src` (a ring slot's
+    /// envelope, [`Envelope::message`](crate::envelope::Envelope::message)):
+    /// read from there only once it is known to be wanted, straight into
+    /// the mailbox. A refused message is a counted dead letter, dropped
+    /// here.
+    ///
+    /// # Safety
+    /// `src` holds a live `M` that the caller gives up: this call moves it
+    /// out, and the caller never uses or drops it again.
+    #[inline(always)]
+    pub(crate) unsafe fn deliver_from<M: 'static>(&self, pid: Pid, src: *mut M) {
+        match self.procs.get(pid.slot(), pid.generation()) {
+            // SAFETY: found in the table, so alive (table rule 1).
+            Some(h) if unsafe { h.as_ref() }.vtable.msg_type == TypeId::of::<M>() => {
+                // SAFETY: the caller's contract for `src` (moved out once);
+                // a live process whose message type is `M`, and nothing
+                // else holds its mailbox during this push. (A read by
+                // words kept it in registers but cost more instructions in
+                // saved registers and spills than the copy it saved.)
+                unsafe { mailbox::<M>(h).push_message(Item::User(src.read())) };
+                // SAFETY: alive, of this shard.
+                unsafe { self.on_message(h) };
+            }
+            // SAFETY: the caller's contract; the refused message is
+            // dropped here, with no borrow of the shard held (rule 3).
+            found => drop(self.refuse(found.is_some(), unsafe { src.read() })),
+        }
+    }
+
     /// The slow path of [`Shard::deliver`]: a counted dead letter.
     #[cold]
     #[inline(never)]
