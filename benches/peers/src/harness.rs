@@ -118,6 +118,8 @@ pub struct Results {
     pub absent: BTreeMap<Kind, String>,
     /// Wall time of the whole run.
     pub wall: Duration,
+    /// Whether corelet's shards were pinned to cores.
+    pub pinned: bool,
 }
 
 impl Results {
@@ -185,7 +187,10 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Results> {
     let sizes = opts.sizes()?;
     let warm = sizes.warm_up();
     let limits = Limits::new(opts.child_time);
-    let mut results = Results::default();
+    let mut results = Results {
+        pinned: opts.pin,
+        ..Results::default()
+    };
     let mut kinds = Vec::new();
     for &kind in &opts.kinds {
         match available(kind) {

@@ -405,7 +405,8 @@ start (Big sends peer indexes, not addresses). It runs on two executor threads o
 the local workloads on the first; across them one `shared_channel` of 1,024 slots per \
 direction, replies on their own channel. Its executors are pinned to CPUs 0 and 1 and \
 spin 50 µs before parking (glommio spins only for pinned executors; corelet's shards spin \
-as long but are unpinned here): this favours glommio slightly on cross-thread asks. \
+as long, and are pinned too unless the run line above says unpinned: then glommio is \
+favoured on cross-thread asks). \
 Skynet: the root's ten subtrees are split five and five between the executors (corelet \
 spreads its top two levels), every node a task with a channel for its children's sums. \
 stakker 0.2 (default features, one `Stakker` on the harness's thread, driven by \

@@ -134,6 +134,7 @@ pub fn json_lines(results: &Results) -> Vec<String> {
                 "ratio": results.ratio(w),
                 "glommio_ratio": results.glommio_ratio(w),
                 "left_out": Value::Object(left_out),
+                "pinned": results.pinned,
             });
             line.to_string()
         })
@@ -210,6 +211,7 @@ mod tests {
         assert!(skynet["peers"].as_object().unwrap().is_empty());
         assert_eq!(skynet["left_out"]["ractor"], "took more than 60 s");
         assert!(v["left_out"].as_object().unwrap().is_empty());
+        assert_eq!(v["pinned"], false);
     }
 
     #[test]

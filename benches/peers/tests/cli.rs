@@ -162,6 +162,48 @@ fn tiny_run_prints_one_json_object_per_workload() {
     }
 }
 
+/// corelet's shards are pinned by default where there are two CPUs or
+/// more (as raw glommio's executors are), and `--no-pin` leaves them to
+/// the OS; each run says which in its JSON lines.
+#[test]
+fn shards_are_pinned_by_default_with_two_cpus_and_not_with_no_pin() {
+    let pinned = |extra: &[&str]| {
+        let mut args = vec![
+            "--sizes",
+            "tiny",
+            "--rounds",
+            "1",
+            "--json",
+            "--runtimes",
+            "corelet",
+            "--only",
+            "local_tell,cross_ask",
+        ];
+        args.extend_from_slice(extra);
+        let out = peers().args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let flags: Vec<bool> = stdout
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert!(v["corelet"].as_f64().unwrap() > 0.0, "{v}");
+                v["pinned"].as_bool().unwrap()
+            })
+            .collect();
+        assert_eq!(flags.len(), 2, "{stdout}");
+        assert!(flags.iter().all(|f| *f == flags[0]), "{stdout}");
+        flags[0]
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(pinned(&[]), cpus >= 2);
+    assert!(!pinned(&["--no-pin"]));
+}
+
 #[test]
 fn child_reports_a_result_or_fails_with_status_2() {
     let ok = peers()
