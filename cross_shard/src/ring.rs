@@ -118,9 +118,20 @@ impl<T> Inner<T> {
         self.mask + 1
     }
 
+    /// The slot counter `index` names (invariants: `index & mask`).
+    ///
+    /// Unchecked: a bounds check here was three instructions per use, and
+    /// a cross-shard send uses it two or three times (the slot it writes,
+    /// the one it prefetches, the stamp at a publish); callgrind put 23 of
+    /// a sender's 99 instructions per message on this line.
     #[inline(always)]
     fn slot(&self, index: usize) -> &Slot<T> {
-        &self.slots[index & self.mask]
+        let at = index & self.mask;
+        debug_assert!(at < self.slots.len());
+        // SAFETY: `ring()` makes `slots` exactly `mask + 1` long (a power
+        // of two) and neither ever changes, so `index & mask <= mask` is
+        // in bounds.
+        unsafe { self.slots.get_unchecked(at) }
     }
 }
 
