@@ -11,6 +11,11 @@ fn peers() -> Command {
 /// Runs `--sizes tiny --rounds 1 --json` on `runtimes` and returns the
 /// JSON lines (one per workload).
 fn tiny_json(runtimes: &str) -> Vec<serde_json::Value> {
+    tiny_json_with(runtimes, &[])
+}
+
+/// [`tiny_json`] with `extra` arguments.
+fn tiny_json_with(runtimes: &str, extra: &[&str]) -> Vec<serde_json::Value> {
     let out = peers()
         .args([
             "--sizes",
@@ -21,6 +26,7 @@ fn tiny_json(runtimes: &str) -> Vec<serde_json::Value> {
             "--runtimes",
             runtimes,
         ])
+        .args(extra)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -168,36 +174,15 @@ fn tiny_run_prints_one_json_object_per_workload() {
 #[test]
 fn shards_are_pinned_by_default_with_two_cpus_and_not_with_no_pin() {
     let pinned = |extra: &[&str]| {
-        let mut args = vec![
-            "--sizes",
-            "tiny",
-            "--rounds",
-            "1",
-            "--json",
-            "--runtimes",
-            "corelet",
-            "--only",
-            "local_tell,cross_ask",
-        ];
+        let mut args = vec!["--only", "local_tell,cross_ask"];
         args.extend_from_slice(extra);
-        let out = peers().args(&args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let flags: Vec<bool> = stdout
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                assert!(v["corelet"].as_f64().unwrap() > 0.0, "{v}");
-                v["pinned"].as_bool().unwrap()
-            })
-            .collect();
-        assert_eq!(flags.len(), 2, "{stdout}");
-        assert!(flags.iter().all(|f| *f == flags[0]), "{stdout}");
-        flags[0]
+        let lines = tiny_json_with("corelet", &args);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for v in &lines {
+            assert!(v["corelet"].as_f64().unwrap() > 0.0, "{v}");
+            assert_eq!(v["pinned"], lines[0]["pinned"], "{lines:?}");
+        }
+        lines[0]["pinned"].as_bool().unwrap()
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(pinned(&[]), cpus >= 2);
