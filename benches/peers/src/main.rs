@@ -5,6 +5,7 @@
 //! cargo run --release -p corelet-peers -- --scaling [--quick]
 //! cargo run --release -p corelet-peers -- --report [--quick]   # writes docs/benchmarks.md
 //! cargo run --release -p corelet-peers -- --instructions [--json] # callgrind, needs valgrind
+//! cargo run --release -p corelet-peers -- --floor [--quick]       # cross ask vs the bare ring
 //! ```
 
 use corelet_peers::child::{self, ChildJob};
@@ -26,6 +27,7 @@ usage: corelet-peers [--quick] [--json] [--pin|--no-pin] [--rounds N] [--sizes S
        corelet-peers --report [--quick] [--pin|--no-pin] [--docs DIR]
        corelet-peers --instructions [--json] [--sizes tiny] [--only PATH,...]
                      [--runtimes corelet,glommio,stakker]
+       corelet-peers --floor [--quick] [--sizes tiny] [--pin|--no-pin]
 
   --quick      smaller workloads and 3 rounds instead of 5 (about two minutes)
   --json       one JSON object per workload (per shard count with --scaling)
@@ -36,6 +38,10 @@ usage: corelet-peers [--quick] [--json] [--pin|--no-pin] [--rounds N] [--sizes S
   --instructions  instructions per operation of local_tell, local_ask,
                spawn_msg_exit, cross_tell and cross_ask, counted under valgrind's
                callgrind at two sizes (deterministic, unlike wall time)
+  --floor      corelet's cross-shard ask alternated, in blocks, with a bare
+               round trip over two of its SPSC rings on the same two shard
+               threads: what corelet adds to the rings, whatever the VM's
+               placement of the two cores costs at the moment
   --report     the comparison and the scaling run, then write DIR/benchmarks.md,
                benchmarks.svg, scaling.svg and benchmarks.json (DIR: docs/)
   --rounds N   measured rounds per runtime
@@ -52,6 +58,7 @@ struct Cli {
     scaling: bool,
     report: bool,
     instructions: bool,
+    floor: bool,
     docs: PathBuf,
     args: Vec<String>,
 }
@@ -70,6 +77,7 @@ fn parse(args: Vec<String>) -> Result<Cli> {
         scaling: false,
         report: false,
         instructions: false,
+        floor: false,
         docs: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs")),
         args: args.clone(),
     };
@@ -87,6 +95,7 @@ fn parse(args: Vec<String>) -> Result<Cli> {
             "--scaling" => cli.scaling = true,
             "--report" => cli.report = true,
             "--instructions" => cli.instructions = true,
+            "--floor" => cli.floor = true,
             "--docs" => cli.docs = PathBuf::from(value(&mut it, "--docs")?),
             "--sizes" => {
                 let profile = value(&mut it, "--sizes")?;
@@ -179,6 +188,9 @@ fn run(cli: &Cli) -> Result<()> {
     if cli.instructions {
         return run_instructions(cli, &mut progress);
     }
+    if cli.floor {
+        return run_floor(cli, &mut progress);
+    }
     if cli.scaling && !cli.report {
         let points = harness::scaling(&cli.opts, &mut progress)?;
         if cli.json {
@@ -237,5 +249,23 @@ fn run_instructions(cli: &Cli, progress: &mut dyn FnMut(&str)) -> Result<()> {
     } else {
         print!("{}", instructions::text(&counts));
     }
+    Ok(())
+}
+
+/// `--floor`: cross-shard ask against the bare ring, alternated on the
+/// same two shard threads (see `on_corelet::floor`).
+fn run_floor(cli: &Cli, progress: &mut dyn FnMut(&str)) -> Result<()> {
+    use corelet_peers::on_corelet::{self, floor};
+    let (blocks, per_block) = match cli.opts.profile.as_str() {
+        "tiny" => (2, 200),
+        _ if cli.args.iter().any(|a| a == "--quick") => (8, 10_000),
+        _ => (20, 20_000),
+    };
+    progress(&format!(
+        "floor probe: {blocks} blocks of {per_block} ring round trips and asks"
+    ));
+    let rt = on_corelet::build(2, cli.opts.pin)?;
+    let measured = floor::ask_against_ring(&rt, blocks, per_block)?;
+    print!("{}", floor::floor_text(&measured, per_block, cli.opts.pin));
     Ok(())
 }

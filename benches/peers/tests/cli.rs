@@ -263,3 +263,33 @@ fn unknown_arguments_fail() {
     let out = peers().arg("--frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn floor_prints_each_block_and_the_medians() {
+    let out = peers()
+        .args(["--floor", "--sizes", "tiny", "--no-pin"])
+        .output()
+        .expect("running corelet-peers --floor");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("unpinned, 2 blocks of 200 each"),
+        "{stdout}"
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("  med")),
+        "{stdout}"
+    );
+}

@@ -5,6 +5,7 @@
 //! times it there with `Instant`, so runtime start-up is never measured.
 //! Processes are stopped (terminate, then wait) before a function returns.
 
+pub mod floor;
 mod savina;
 
 pub use savina::skynet;
