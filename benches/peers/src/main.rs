@@ -8,6 +8,8 @@
 //! cargo run --release -p corelet-peers -- --floor [--quick]       # cross ask vs the bare ring
 //! ```
 
+mod floor;
+
 use corelet_peers::child::{self, ChildJob};
 use corelet_peers::harness::{self, Options};
 use corelet_peers::instructions;
@@ -255,7 +257,7 @@ fn run_instructions(cli: &Cli, progress: &mut dyn FnMut(&str)) -> Result<()> {
 /// `--floor`: cross-shard ask against the bare ring, alternated on the
 /// same two shard threads (see `on_corelet::floor`).
 fn run_floor(cli: &Cli, progress: &mut dyn FnMut(&str)) -> Result<()> {
-    use corelet_peers::on_corelet::{self, floor};
+    use corelet_peers::on_corelet;
     let (blocks, per_block) = match cli.opts.profile.as_str() {
         "tiny" => (2, 200),
         _ if cli.args.iter().any(|a| a == "--quick") => (8, 10_000),

@@ -5,7 +5,6 @@
 //! times it there with `Instant`, so runtime start-up is never measured.
 //! Processes are stopped (terminate, then wait) before a function returns.
 
-pub mod floor;
 mod savina;
 
 pub use savina::skynet;
@@ -88,7 +87,7 @@ where
 }
 
 /// Terminates every process in `pids` and waits until all have exited.
-async fn stop_all(pids: impl IntoIterator<Item = Pid>) -> Result<()> {
+pub async fn stop_all(pids: impl IntoIterator<Item = Pid>) -> Result<()> {
     let mut waits = Vec::new();
     for pid in pids {
         // Register the waiter first: `wait` on a pid that is gone is an
