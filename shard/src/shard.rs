@@ -497,6 +497,17 @@ impl Shard {
         }
         let injector = &self.shared.shards[self.id.index()].injector;
         for _ in 0..DRAIN_LIMIT {
+            // `is_empty` first: `SegQueue::pop` on an empty queue runs a
+            // `SeqCst` fence (an `mfence`, which waits for every store
+            // this core still has in flight, such as a ring slot or `tail`
+            // just published), and almost every round finds the injector
+            // empty. An envelope pushed after this look is found by the
+            // next round, or by the sleep protocol's re-check
+            // (`inbound_ready`, after the doorbell's barrier), which reads
+            // `is_empty` too.
+            if injector.is_empty() {
+                break;
+            }
             let Some(env) = injector.pop() else { break };
             n += 1;
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| env.run(self))) {
