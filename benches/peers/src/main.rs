@@ -215,7 +215,9 @@ fn run(cli: &Cli) -> Result<()> {
     if cli.report {
         let points = harness::scaling(&cli.opts, &mut progress)?;
         print!("{}", report::scaling_text(&points, cores));
-        let info = RunInfo::collect(&cli.opts, &cli.args, started.elapsed(), load_at_start);
+        let mut info = RunInfo::collect(&cli.opts, &cli.args, started.elapsed(), load_at_start);
+        progress("the floor probe (cross-shard ask against the bare rings)");
+        info.floor = Some(measure_floor(cli, 8, 10_000)?);
         let written = report::write(&cli.docs, &info, &results, &points)?;
         for path in written {
             eprintln!("wrote {}", path.display());
@@ -255,9 +257,8 @@ fn run_instructions(cli: &Cli, progress: &mut dyn FnMut(&str)) -> Result<()> {
 }
 
 /// `--floor`: cross-shard ask against the bare ring, alternated on the
-/// same two shard threads (see `on_corelet::floor`).
+/// same two shard threads (see `floor`).
 fn run_floor(cli: &Cli, progress: &mut dyn FnMut(&str)) -> Result<()> {
-    use corelet_peers::on_corelet;
     let (blocks, per_block) = match cli.opts.profile.as_str() {
         "tiny" => (2, 200),
         _ if cli.args.iter().any(|a| a == "--quick") => (8, 10_000),
@@ -266,8 +267,22 @@ fn run_floor(cli: &Cli, progress: &mut dyn FnMut(&str)) -> Result<()> {
     progress(&format!(
         "floor probe: {blocks} blocks of {per_block} ring round trips and asks"
     ));
-    let rt = on_corelet::build(2, cli.opts.pin)?;
+    let rt = corelet_peers::on_corelet::build(2, cli.opts.pin)?;
     let measured = floor::ask_against_ring(&rt, blocks, per_block)?;
     print!("{}", floor::floor_text(&measured, per_block, cli.opts.pin));
     Ok(())
+}
+
+/// The floor probe's medians for the report.
+fn measure_floor(cli: &Cli, blocks: usize, per_block: u64) -> Result<report::FloorSummary> {
+    let rt = corelet_peers::on_corelet::build(2, cli.opts.pin)?;
+    let measured = floor::ask_against_ring(&rt, blocks, per_block)?;
+    let col =
+        |f: &dyn Fn(&floor::FloorBlock) -> f64| floor::median(measured.iter().map(f).collect());
+    Ok(report::FloorSummary {
+        ring_ns: col(&|b| b.ring_ns),
+        ask_ns: col(&|b| b.ask_ns),
+        added_ns: col(&|b| b.ask_ns - b.ring_ns),
+        pairs: measured.len(),
+    })
 }

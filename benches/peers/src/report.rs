@@ -51,6 +51,45 @@ pub struct RunInfo {
     pub ring_mmsgs: f64,
     /// `go version`, if Go is installed.
     pub go: Option<String>,
+    /// Cross-shard ask against the bare rings on the same shard threads
+    /// (`corelet-peers --floor`), when the run measured it.
+    pub floor: Option<FloorSummary>,
+}
+
+/// Medians of a `--floor` run: corelet's cross-shard ask and a bare round
+/// trip over two of its rings, alternated in blocks on the same two shard
+/// threads.
+#[derive(Clone, Copy, Debug)]
+pub struct FloorSummary {
+    /// ns per round trip over the two bare rings.
+    pub ring_ns: f64,
+    /// ns per corelet cross-shard ask.
+    pub ask_ns: f64,
+    /// Median over the pairs of blocks of `ask - ring`.
+    pub added_ns: f64,
+    /// How many pairs of blocks.
+    pub pairs: usize,
+}
+
+impl FloorSummary {
+    /// The report's bullet for it, or a note that it was not measured.
+    pub fn markdown(floor: Option<&FloorSummary>, pinned: bool) -> String {
+        match floor {
+            Some(f) => format!(
+                "- **Cross-shard ask over the bare rings:** alternated in blocks on the same \
+                 two {} shard threads (`-- --floor`), a round trip over two of corelet's bare \
+                 rings took {:.0} ns and corelet's cross-shard ask {:.0} ns (medians of {} \
+                 pairs of blocks): corelet's own work adds {:.0} ns, the rest is what the \
+                 machine's cores cost at that moment\n",
+                if pinned { "pinned" } else { "unpinned" },
+                f.ring_ns,
+                f.ask_ns,
+                f.pairs,
+                f.added_ns
+            ),
+            None => String::new(),
+        }
+    }
 }
 
 /// ns per round trip of a value between two threads over blocking std
@@ -297,6 +336,7 @@ impl RunInfo {
             queue_ns: bare_queue_ns(1_000_000),
             ring_mmsgs: bare_ring_mmsgs(20_000_000),
             go: command_output("go", &["version"]),
+            floor: None,
         }
     }
 }
@@ -476,6 +516,7 @@ pub fn markdown(
          - **Bare ring:** corelet's SPSC ring alone, 56-byte values (one slot line each) between two spinning \
          threads, published every 256, moves {ring:.0} M msg/s here: the floor of \
          cross-shard tell (no mailbox, table or process)\n\
+         {floor}\
          - **Toolchain:** {rustc}; {go}\n\
          - **Commit:** `{commit}`, {date}\n\
          - **This page:** `{command}` ({secs:.0} s)\n\
@@ -521,6 +562,7 @@ pub fn markdown(
         line = info.line_ns,
         queue = info.queue_ns,
         ring = info.ring_mmsgs,
+        floor = FloorSummary::markdown(info.floor.as_ref(), o.pin),
         load1 = info.load.1,
         commit = info.commit,
         date = info.date,
@@ -659,6 +701,32 @@ mod tests {
         let svg = std::fs::read_to_string(&written[1]).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("kameo"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_floor_bullet_names_both_medians_and_the_difference() {
+        let f = FloorSummary {
+            ring_ns: 145.2,
+            ask_ns: 420.6,
+            added_ns: 275.4,
+            pairs: 8,
+        };
+        let md = FloorSummary::markdown(Some(&f), true);
+        for part in [
+            "pinned shard threads",
+            "took 145 ns",
+            "ask 421 ns",
+            "medians of 8",
+            "adds 275 ns",
+        ] {
+            assert!(md.contains(part), "{part:?} not in {md}");
+        }
+        assert!(
+            md.starts_with("- **Cross-shard ask over the bare rings:**"),
+            "{md}"
+        );
+        assert!(md.ends_with('\n'), "{md}");
+        assert_eq!(FloorSummary::markdown(None, true), "");
     }
 
     #[test]
