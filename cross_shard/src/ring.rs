@@ -302,6 +302,11 @@ impl<T> std::error::Error for Full<T> {}
 /// fn shared<S: Sync>() {}
 /// shared::<corelet_cross_shard::Producer<u8>>();
 /// ```
+// Aligned to 128 bytes (two cache lines: the adjacent-line prefetcher
+// fetches pairs): the endpoint's counters are written on every push or
+// publish, and an endpoint kept in a `Vec` beside another thread's
+// endpoint shared its line with it (see `Consumer`).
+#[repr(align(128))]
 pub struct Producer<T> {
     inner: Arc<Inner<T>>,
     /// Next counter to write; `published <= write` (invariant 1).
@@ -547,6 +552,13 @@ impl<T> fmt::Debug for Producer<T> {
 /// fn shared<S: Sync>() {}
 /// shared::<corelet_cross_shard::Consumer<u8>>();
 /// ```
+// Aligned to 128 bytes (two cache lines: the adjacent-line prefetcher
+// fetches pairs): `read` and `cached_tail` are written on every take, and
+// a runtime builds every shard's list of consumers on one thread, so two
+// shards' consumers sat in one cache line and each drain took it from
+// the other core (`perf annotate`: a quarter of `drain_inbound`'s samples
+// on loading them, on a cross-shard ask's critical path).
+#[repr(align(128))]
 pub struct Consumer<T> {
     inner: Arc<Inner<T>>,
     /// Next counter to read; equals `head` between method calls (invariant 2).
@@ -764,6 +776,36 @@ mod tests {
     fn endpoints_are_send() {
         assert_send::<Producer<String>>();
         assert_send::<Consumer<String>>();
+    }
+
+    /// Endpoints kept side by side (a runtime keeps every shard's
+    /// consumers in lists built on one thread) never share a 128-byte
+    /// block, so two threads' counters never share a cache line or an
+    /// adjacent-line prefetch pair.
+    #[test]
+    fn endpoints_side_by_side_never_share_a_cache_line_pair() {
+        let block = |addr: usize| addr / 128;
+        let (tx_a, rx_a) = ring::<u64>(4);
+        let (tx_b, rx_b) = ring::<u64>(4);
+        let consumers = [rx_a, rx_b];
+        let producers = [tx_a, tx_b];
+        for pair in [
+            [
+                &consumers[0] as *const _ as usize,
+                &consumers[1] as *const _ as usize,
+            ],
+            [
+                &producers[0] as *const _ as usize,
+                &producers[1] as *const _ as usize,
+            ],
+        ] {
+            assert_ne!(block(pair[0]), block(pair[1]), "{pair:x?}");
+            // Whole blocks: nothing else starts inside an endpoint's block.
+            assert_eq!(pair[0] % 128, 0, "{pair:x?}");
+            assert_eq!(pair[1] % 128, 0, "{pair:x?}");
+        }
+        assert_eq!(std::mem::size_of::<Consumer<u64>>() % 128, 0);
+        assert_eq!(std::mem::size_of::<Producer<u64>>() % 128, 0);
     }
 
     #[test]
