@@ -522,7 +522,8 @@ pub fn markdown(
          - **This page:** `{command}` ({secs:.0} s)\n\
          - **Other commands:** `cargo run --release -p corelet-peers -- --quick` (table), \
          `-- --json` (one JSON object per workload), `-- --scaling` (corelet on 1–8 shards), \
-         `-- --instructions` (instructions per operation under callgrind, below); \
+         `-- --instructions` (instructions per operation under callgrind, below), \
+         `-- --floor` (cross-shard ask against the bare rings on the same shard threads); \
          `cargo bench` (criterion: corelet's core paths, the Savina workloads and skynet)\n\n\
          Method: one warm-up round at a tenth of the sizes, then {rounds} rounds; in each \
          round every runtime in turn builds its runtime once and runs every workload, the \
