@@ -829,3 +829,85 @@ fn terminate_storm_from_threads_and_processes() {
         assert_eq!(s.spawned, s.exited, "{s:?}");
     }
 }
+
+/// Fails, with its message as the error, when told to.
+struct Failer;
+
+impl Process for Failer {
+    type Msg = &'static str;
+
+    async fn handle(&mut self, _ctx: &mut Context<Self>, why: &'static str) -> HandlerResult {
+        Err(why.into())
+    }
+}
+
+/// The first exit waiter of a process is kept apart from the others (in
+/// the process's header, the rest in its context lists): whichever kind of
+/// waiter comes first, and whether or not it gives up, every waiter that
+/// is still waiting hears the same reason.
+#[test]
+fn every_waiter_hears_the_exit_reason_whoever_came_first() {
+    let rt = runtime(2);
+    let boom = || ExitReason::Error("boom".into());
+
+    // An outside thread's watch first; then three waiters on the shard,
+    // the first of which gives up before the exit.
+    let p = rt.spawn_on(ShardId(0), || Failer).unwrap();
+    let watch = rt.watch(p.pid()).unwrap();
+    let heard = rt
+        .block_on(ShardId(0), move || async move {
+            let gave_up = corelet::wait(p.pid());
+            let (second, third) = (corelet::wait(p.pid()), corelet::wait(p.pid()));
+            drop(gave_up);
+            p.tell("boom").unwrap();
+            (second.await, third.await)
+        })
+        .unwrap();
+    assert_eq!(heard, (Ok(boom()), Ok(boom())));
+    assert_eq!(watch.wait(), Ok(boom()));
+
+    // A waiter on the process's own shard first, which gives up; then one
+    // on another shard (registered through the ring) and one more here.
+    let q = rt.spawn_on(ShardId(0), || Failer).unwrap();
+    let out = Arc::new(Mutex::new(None));
+    let o = out.clone();
+    let kept = rt
+        .block_on(ShardId(0), move || async move {
+            let gave_up = corelet::wait(q.pid());
+            let afar = corelet::spawn_on(ShardId(1), move || WaitFor(o))
+                .await
+                .unwrap();
+            // Answered after its `wait` was sent, on the same ring: so the
+            // registration has reached this shard when the answer has.
+            afar.ask(|registered| (q.pid(), registered)).await.unwrap();
+            let kept = corelet::wait(q.pid());
+            drop(gave_up);
+            q.tell("boom").unwrap();
+            let kept = kept.await;
+            assert_eq!(corelet::wait(afar.pid()).await, Ok(ExitReason::Normal));
+            kept
+        })
+        .unwrap();
+    assert_eq!(kept, Ok(boom()));
+    assert_eq!(out.lock().unwrap().take(), Some(Ok(boom())));
+}
+
+/// Waits for the process it is told about, acknowledges that it is
+/// waiting, stores the outcome and stops.
+struct WaitFor(Arc<Mutex<Option<Result<ExitReason, Error>>>>);
+
+impl Process for WaitFor {
+    type Msg = (Pid, ReplyTo<()>);
+
+    async fn handle(
+        &mut self,
+        ctx: &mut Context<Self>,
+        (pid, registered): (Pid, ReplyTo<()>),
+    ) -> HandlerResult {
+        let exited = corelet::wait(pid);
+        registered.send(());
+        *self.0.lock().unwrap() = Some(exited.await);
+        ctx.stop();
+        Ok(())
+    }
+}

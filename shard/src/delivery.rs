@@ -139,10 +139,13 @@ impl Shard {
     /// with `None` (no such process) if `pid` is not alive here.
     pub(crate) fn add_waiter(&self, pid: Pid, waiter: ReplyTo<Option<ExitReason>>) {
         match self.header(pid) {
-            Some(header) => header.with_extras(|e| match e.waiter {
-                None => e.waiter = Some(waiter),
-                Some(_) => e.rare().waiters.push(waiter),
-            }),
+            Some(header) => match header.waiter.take() {
+                None => header.waiter.set(Some(waiter)),
+                Some(first) => {
+                    header.waiter.set(Some(first));
+                    header.with_extras(|e| e.rare().waiters.push(waiter));
+                }
+            },
             None => waiter.send(None),
         }
     }
@@ -201,6 +204,7 @@ impl Shard {
                 .count();
             add(&self.counters.dead_letters, dead as u64);
         }
+        let waiter = header.waiter.take();
         let extras = header.extras.borrow_mut().take();
         match extras.as_ref().and_then(|e| e.span.as_ref()) {
             Some(span) => tracing::debug!(parent: span, %pid, %reason, "process exited"),
@@ -208,7 +212,12 @@ impl Shard {
         }
         // Dropped here, outside every borrow: undelivered requests tell
         // their askers that no reply is coming (rule 3).
-        drop(leftovers);
+        if let Some(leftovers) = leftovers {
+            drop_leftovers(leftovers);
+        }
+        if let Some(waiter) = waiter {
+            waiter.send(Some(reason.clone()));
+        }
         if let Some(mut extras) = extras {
             self.fan_out_exit(pid, reason, &mut extras);
         }
@@ -219,11 +228,8 @@ impl Shard {
 
     fn fan_out_exit(&self, pid: Pid, reason: &ExitReason, extras: &mut Extras) {
         // Taken field by field rather than moving the whole (large)
-        // struct, and only when not empty (most exits have one waiter at
-        // most and nothing else: no iterator to set up and drop).
-        if let Some(waiter) = extras.waiter.take() {
-            waiter.send(Some(reason.clone()));
-        }
+        // struct, and only when not empty (most exits have nothing here:
+        // no iterator to set up and drop).
         let Some(rare) = extras.rare.as_deref_mut() else {
             return;
         };
@@ -252,4 +258,12 @@ impl Shard {
             }
         }
     }
+}
+
+/// Drops what a process left in its mailbox, out of line: most processes
+/// leave nothing, and then the exit path costs a test, not a call into the
+/// drop of an `Option<Leftovers>` (15 instructions per exit, callgrind).
+#[inline(never)]
+fn drop_leftovers<M>(leftovers: Leftovers<Item<M>, Signal>) {
+    drop(leftovers);
 }

@@ -678,8 +678,9 @@ impl Shard {
             let lost = unsafe { (h.as_ref().vtable.discard)(h) } as u64;
             add(&self.counters.dead_letters, lost);
             // SAFETY: as above.
-            let extras = unsafe { h.as_ref() }.extras.borrow_mut().take();
-            drop(extras); // its waiters learn that no exit reason is coming
+            let header = unsafe { h.as_ref() };
+            let (waiter, extras) = (header.waiter.take(), header.extras.borrow_mut().take());
+            drop((waiter, extras)); // its waiters learn that no exit reason is coming
         }
     }
 

@@ -149,6 +149,11 @@ pub(crate) struct Header {
     pub(crate) fut: Cell<u8>,
     /// Next in the ready queue (meaningful only while `Queued`).
     pub(crate) next: Cell<Option<NonNull<Header>>>,
+    /// The first exit waiter (`wait`), told the exit reason first; others
+    /// wait in `Rare::waiters`. Here rather than in the extras, so that
+    /// the commonest life (spawn, message, exit, waited for) allocates no
+    /// extras at all.
+    pub(crate) waiter: Cell<Option<ReplyTo<Option<ExitReason>>>>,
     /// Everything most processes never use, allocated on first use.
     pub(crate) extras: RefCell<Option<CachedBox<Extras>>>,
 }
@@ -162,6 +167,7 @@ impl Header {
             flags: Cell::new(flags),
             fut: Cell::new(0),
             next: Cell::new(None),
+            waiter: Cell::new(None),
             extras: RefCell::new(None),
         }
     }
@@ -193,18 +199,16 @@ impl Header {
     }
 }
 
-/// The rarely used parts of a process: an exit waiter, the stop reason,
-/// the cached waker, the tracing span; and, behind one more box, the
-/// context lists. The split is by cost: a process that is only waited for
-/// (spawn, message, exit, the commonest life) allocates and drops the small
-/// part alone (measured with callgrind: dropping the whole struct, every
-/// empty list checked, was 85 instructions of the 1,568 of spawn + message
-/// + exit + wait).
+/// The rarely used parts of a process: the stop reason, the cached waker,
+/// the tracing span; and, behind one more box, the context lists. The split
+/// is by cost: a process that only suspends or stops with a reason
+/// allocates and drops the small part alone (measured with callgrind:
+/// dropping the whole struct, every empty list checked, was 85
+/// instructions of the 1,568 of spawn + message + exit + wait), and one
+/// that is only waited for allocates neither (its waiter is in the
+/// [`Header`]).
 #[derive(Default)]
 pub(crate) struct Extras {
-    /// Told the exit reason when the process exits: the first one here
-    /// (most processes have at most one), the others in `Rare::waiters`.
-    pub(crate) waiter: Option<ReplyTo<Option<ExitReason>>>,
     pub(crate) next_monitor: u64,
     /// The reason given to `Context::stop_with`, if not `Normal`.
     pub(crate) stop: Option<ExitReason>,
@@ -221,6 +225,7 @@ pub(crate) struct Extras {
 /// The context lists of a process (see [`Extras`]).
 #[derive(Default)]
 pub(crate) struct Rare {
+    /// Exit waiters after the first (which is `Header::waiter`).
     pub(crate) waiters: Vec<ReplyTo<Option<ExitReason>>>,
     pub(crate) links: Vec<Pid>,
     /// Monitors *of* this process (watchers to send `Down` to).
