@@ -154,6 +154,15 @@ impl Shard {
     /// dropped: its timers and owned tasks are cancelled and its own
     /// monitors are dropped on their targets' side.
     pub(crate) fn release_context(&self, header: &Header) {
+        // Most processes have no extras at all: a test, and the rest out
+        // of line (its register saves cost as much as the test).
+        if header.extras.borrow().is_some() {
+            self.release_context_lists(header);
+        }
+    }
+
+    #[inline(never)]
+    fn release_context_lists(&self, header: &Header) {
         let parts = header.extras_mut(|e| {
             // Most processes have none of the three: nothing to move out.
             let r = e.rare.as_deref_mut()?;
