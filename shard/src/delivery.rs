@@ -137,6 +137,7 @@ impl Shard {
 
     /// Registers `waiter` to learn `pid`'s exit reason, or answers at once
     /// with `None` (no such process) if `pid` is not alive here.
+    #[inline]
     pub(crate) fn add_waiter(&self, pid: Pid, waiter: ReplyTo<Option<ExitReason>>) {
         match self.header(pid) {
             Some(header) => match header.waiter.take() {
