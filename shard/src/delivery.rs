@@ -226,7 +226,7 @@ impl Shard {
             drop_leftovers(leftovers);
         }
         if let Some(waiter) = waiter {
-            waiter.send(Some(reason.clone()));
+            waiter.send_on(self, Some(reason.clone()));
         }
         if let Some(mut extras) = extras {
             self.fan_out_exit(pid, reason, &mut extras);

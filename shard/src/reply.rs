@@ -196,6 +196,32 @@ impl<R: Send + 'static> ReplyTo<R> {
     }
 }
 
+impl<R: Send + 'static> ReplyTo<R> {
+    /// [`ReplyTo::send`] from code that runs on shard `here` and has it at
+    /// hand (a process's exit telling its waiters): an answer for a slot of
+    /// `here` is stored directly, without finding the current shard again.
+    #[inline]
+    pub(crate) fn send_on(self, here: &Shard, value: R) {
+        if let Some(Target::Shard {
+            runtime,
+            shard,
+            slot,
+            generation,
+        }) = &*self.target
+        {
+            if *runtime == here.shared.id && *shard == here.id {
+                let (slot, generation) = (*slot, *generation);
+                // A shard target owns nothing: forgetting the handle drops
+                // nothing and answers nobody twice.
+                std::mem::forget(self);
+                here.fulfil(slot, generation, Some(value));
+                return;
+            }
+        }
+        self.send(value);
+    }
+}
+
 impl<R: Send + 'static> Drop for ReplyTo<R> {
     fn drop(&mut self) {
         // SAFETY: `self` is being dropped and its target (a `ManuallyDrop`
