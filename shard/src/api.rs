@@ -239,10 +239,10 @@ pub fn kill(pid: Pid) -> Result<(), Error> {
 /// task yields its shard while waiting; nothing runs on its behalf.
 pub fn wait(pid: Pid) -> Wait {
     let state = match here_borrowed() {
-        Err(e) => Err(e),
-        Ok(_) if current_pid() == Some(pid) => Err(Error::WaitOnSelf(pid)),
+        Err(e) => Err(Some(e)),
+        Ok(_) if current_pid() == Some(pid) => Err(Some(Error::WaitOnSelf(pid))),
         Ok(here) if pid.shard().index() >= here.shared.shards.len() => {
-            Err(Error::UnknownShard(pid.shard()))
+            Err(Some(Error::UnknownShard(pid.shard())))
         }
         Ok(here) => {
             let (waiter, reply) = here.reply_slot::<Option<ExitReason>>();
@@ -254,10 +254,7 @@ pub fn wait(pid: Pid) -> Wait {
             Ok(reply.asking(pid))
         }
     };
-    Wait {
-        pid,
-        state: Some(state),
-    }
+    Wait { pid, state }
 }
 
 /// The future returned by [`wait`].
@@ -265,7 +262,11 @@ pub fn wait(pid: Pid) -> Wait {
 #[must_use = "futures do nothing unless polled"]
 pub struct Wait {
     pid: Pid,
-    state: Option<Result<crate::reply::Reply<Option<ExitReason>>, Error>>,
+    /// The reply slot the exit reason arrives in (which knows when it has
+    /// completed), or the error to resolve with at once (`None` once
+    /// taken). Left in place on completion rather than replaced: its drop
+    /// comes with the `Wait`'s.
+    state: Result<crate::reply::Reply<Option<ExitReason>>, Option<Error>>,
 }
 
 impl Future for Wait {
@@ -276,11 +277,8 @@ impl Future for Wait {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         let pid = self.pid;
-        let outcome = match self.state.as_mut().expect("Wait polled after completion") {
-            Err(_) => match self.state.take() {
-                Some(Err(e)) => Err(e),
-                _ => unreachable!(),
-            },
+        let outcome = match &mut self.state {
+            Err(e) => Err(e.take().expect("Wait polled after completion")),
             Ok(reply) => match std::pin::Pin::new(reply).poll(cx) {
                 std::task::Poll::Pending => return std::task::Poll::Pending,
                 std::task::Poll::Ready(Ok(Some(reason))) => Ok(reason),
@@ -288,7 +286,6 @@ impl Future for Wait {
                 std::task::Poll::Ready(Err(_)) => Err(Error::ShuttingDown),
             },
         };
-        self.state = None;
         std::task::Poll::Ready(outcome)
     }
 }
