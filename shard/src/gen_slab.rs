@@ -114,6 +114,23 @@ impl<T> GenSlab<T> {
         Some(value)
     }
 
+    /// The live entry `(slot, generation)` names, as a handle that reads
+    /// it and can remove it without looking the key up a second time (an
+    /// ask's reply slot: read, then freed, in one borrow).
+    #[inline]
+    pub(crate) fn occupied(&mut self, slot: u32, generation: u32) -> Option<Occupied<'_, T>> {
+        let entry = self.entries.get_mut(slot as usize)?;
+        if entry.generation != generation || entry.value.is_none() {
+            return None;
+        }
+        Some(Occupied {
+            entry,
+            free: &mut self.free,
+            live: &mut self.live,
+            slot,
+        })
+    }
+
     /// Keys of every live entry.
     pub(crate) fn keys(&self) -> Vec<(u32, u32)> {
         self.entries
@@ -127,6 +144,41 @@ impl<T> GenSlab<T> {
     #[cfg(test)]
     fn force_generation(&mut self, slot: u32, generation: u32) {
         self.entries[slot as usize].generation = generation;
+    }
+}
+
+/// A live entry of a [`GenSlab`] (see [`GenSlab::occupied`]).
+pub(crate) struct Occupied<'a, T> {
+    entry: &'a mut Entry<T>,
+    free: &'a mut u32,
+    live: &'a mut usize,
+    slot: u32,
+}
+
+impl<T> Occupied<'_, T> {
+    #[inline]
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.entry
+            .value
+            .as_mut()
+            .expect("an occupied entry holds a value until removed")
+    }
+
+    /// Removes the entry, as [`GenSlab::remove`] does.
+    #[inline]
+    pub(crate) fn remove(self) -> T {
+        let value = self
+            .entry
+            .value
+            .take()
+            .expect("an occupied entry holds a value until removed");
+        self.entry.generation = self.entry.generation.wrapping_add(1);
+        if self.entry.generation != u32::MAX {
+            self.entry.next_free = *self.free;
+            *self.free = self.slot;
+        }
+        *self.live -= 1;
+        value
     }
 }
 
@@ -150,6 +202,26 @@ mod tests {
         assert_eq!(s.remove(slot, g0), None);
         assert_eq!(s.get(slot, g1), Some(&"second"));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn an_occupied_entry_is_read_and_removed_as_by_key() {
+        let mut s = GenSlab::new();
+        let (slot, g0) = s.insert(String::from("first"));
+        let mut entry = s.occupied(slot, g0).expect("live");
+        entry.get_mut().push('!');
+        assert_eq!(entry.remove(), "first!");
+        assert_eq!(s.len(), 0);
+        assert!(s.occupied(slot, g0).is_none(), "removed, so stale");
+        let (slot2, g1) = s.insert(String::from("second"));
+        assert_eq!(slot2, slot, "the removal freed the slot");
+        assert_ne!(g1, g0, "and bumped its generation");
+        assert!(s.occupied(slot, g0).is_none());
+        assert!(s.occupied(slot + 1, 0).is_none(), "no such slot");
+        assert_eq!(
+            s.occupied(slot, g1).map(|mut e| e.get_mut().clone()),
+            Some("second".into())
+        );
     }
 
     #[test]

@@ -403,9 +403,10 @@ impl<R: 'static> Reply<R> {
         // One borrow and one lookup per poll, also the one that frees the
         // slot.
         let mut replies = this.shard.replies.borrow_mut();
-        let slot = replies
-            .get_mut(this.slot, this.generation)
+        let mut entry = replies
+            .occupied(this.slot, this.generation)
             .expect("a reply slot lives until its Reply is done or dropped");
+        let slot = entry.get_mut();
         // Cooperative budget (`Shard::spend_ready`): past it, the reply
         // waits in its slot for the runnable's next turn.
         if slot.answered && !this.shard.spend_ready() {
@@ -438,7 +439,7 @@ impl<R: 'static> Reply<R> {
         // nothing now, so it is forgotten rather than dropped (a drop would
         // test both again: 13 instructions per ask, measured).
         debug_assert!(matches!(slot.waiter, Waiter::Nobody) && slot.drop_value.is_none());
-        let slot = replies.remove(this.slot, this.generation);
+        let slot = entry.remove();
         drop(replies);
         std::mem::forget(slot);
         this.done = true;
